@@ -1,0 +1,66 @@
+# Task runner of the hpc-gateway bundle. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+SCENARIO ?= default
+# Image the containers run; empty = build/reuse the local Debian image.
+HPCGW_BASE_IMAGE ?=
+export HPCGW_BASE_IMAGE
+
+.PHONY: help toolchain engine image lint unit syntax test test-quick molecule \
+        molecule-converge molecule-verify molecule-destroy demo demo-down clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 22
+
+$(VENV)/.installed: requirements-dev.txt requirements.yml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/ansible-galaxy collection install -r requirements.yml
+	touch $@
+
+toolchain: $(VENV)/.installed  ## controller virtualenv with pinned Ansible, Molecule, linters (seconds when current)
+
+engine:  ## make sure a Docker engine answers (installs/starts docker.io as root on Debian)
+	$(PYTHON) tools/docker_engine.py
+
+image: engine  ## build or reuse the local Debian base image (prints its tag)
+	$(PYTHON) tools/base_image.py
+
+lint: toolchain  ## yamllint + ansible-lint (production profile)
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q
+
+unit: toolchain  ## Python unit tests (filters, tools, templates)
+	$(BIN)/pytest -q tests/unit
+
+syntax: toolchain  ## ansible-playbook --syntax-check of site.yml
+	$(BIN)/ansible-playbook -i inventories/example/hosts.yml --syntax-check site.yml
+
+test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~1 min
+
+molecule: toolchain image  ## full Molecule scenario $(SCENARIO) (create..verify..destroy)
+	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)" $(BIN)/molecule test -s $(SCENARIO)
+
+molecule-converge: toolchain image  ## keep a scenario up for debugging (create + converge)
+	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)" $(BIN)/molecule converge -s $(SCENARIO)
+
+molecule-verify: toolchain  ## verify a scenario left up by molecule-converge
+	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)" $(BIN)/molecule verify -s $(SCENARIO)
+
+molecule-destroy: toolchain  ## remove a scenario's containers, networks and volumes
+	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py --print-tag)" $(BIN)/molecule destroy -s $(SCENARIO)
+
+test: test-quick molecule  ## THE test command: lint + unit + full Molecule; non-zero on any failure
+
+demo:  ## bring up the embedded demo (issue 5)
+	@echo "make demo: not yet - the embedded demo lands with issue 5; 'make test' is complete." >&2
+	@exit 1
+
+clean: molecule-destroy  ## remove test leftovers (containers, networks, volumes); keeps images
