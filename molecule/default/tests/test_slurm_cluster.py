@@ -1,0 +1,94 @@
+"""The dockerized SLURM cluster works, and the gateway is a submit host."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable
+
+import pytest
+from testinfra.host import Host
+
+from conftest import COMPUTE, CONTROLLER, GATEWAY
+
+
+def test_every_compute_node_is_idle(gateway: Host) -> None:
+    # Nodes register a few seconds after slurmd starts; give them a minute.
+    states: dict[str, str] = {}
+    for _ in range(30):
+        out = gateway.check_output("sinfo -h -N -p debug -o '%N %t'")
+        states = dict(line.split() for line in out.splitlines())
+        if all(states.get(n) == "idle" for n in COMPUTE):
+            break
+        time.sleep(2)
+    assert states == {n: "idle" for n in COMPUTE}
+
+
+def test_partitions_carry_their_limits(gateway: Host) -> None:
+    out = gateway.check_output("sinfo -h -o '%P %l'")
+    limits = dict(line.split() for line in out.splitlines())
+    assert limits == {"debug*": "30:00", "batch": "1-00:00:00"}
+
+
+def test_gateway_has_the_controllers_slurm_conf(gateway: Host, controller: Host) -> None:
+    gw_conf = gateway.file("/etc/slurm/slurm.conf")
+    assert gw_conf.mode == 0o644
+    assert gw_conf.content_string == controller.file("/etc/slurm/slurm.conf").content_string
+
+
+@pytest.mark.parametrize("name", [CONTROLLER, *COMPUTE, GATEWAY])
+def test_munge_key_is_shared_and_private(node: Callable[[str], Host], name: str) -> None:
+    key = node(name).file("/etc/munge/munge.key")
+    assert key.user == "munge"
+    assert key.mode == 0o400
+    assert key.sha256sum == node(CONTROLLER).file("/etc/munge/munge.key").sha256sum
+
+
+@pytest.mark.parametrize("target", [CONTROLLER, *COMPUTE])
+def test_munge_credential_decodes_across_hosts(
+    gateway: Host, node: Callable[[str], Host], target: str
+) -> None:
+    payload = uuid.uuid4().hex
+    cred = gateway.check_output(f"munge -s {payload}")
+    out = node(target).check_output(f"echo '{cred}' | unmunge")
+    assert "STATUS:          Success (0)" in out
+    assert out.rstrip().endswith(payload)
+
+
+def test_unmunge_rejects_a_foreign_key(node: Callable[[str], Host]) -> None:
+    # A credential encoded with another key must not decode: proves the
+    # shared key, not an accident, makes the previous test pass.
+    gw = node(GATEWAY)
+    cred = gw.check_output(
+        "tmp=$(mktemp -d) && dd if=/dev/urandom of=$tmp/k bs=1024 count=1 2>/dev/null && "
+        "chown munge: $tmp $tmp/k && chmod 0400 $tmp/k && "
+        "runuser -u munge -- munged --key-file=$tmp/k --socket=$tmp/sock "
+        "--pid-file=$tmp/pid --log-file=$tmp/log --seed-file=$tmp/seed && "
+        "munge --socket=$tmp/sock -n; kill $(cat $tmp/pid); rm -rf $tmp"
+    )
+    result = node(CONTROLLER).run(f"echo '{cred}' | unmunge")
+    assert result.rc != 0
+    assert "Invalid credential" in result.stdout + result.stderr
+
+
+def test_job_from_gateway_runs_on_a_compute_node_as_the_user(gateway: Host) -> None:
+    tag = uuid.uuid4().hex[:8]
+    out_file = f"/home/alice/job-{tag}.out"
+    job_id = gateway.check_output(
+        f"runuser -u alice -- sbatch --parsable -p debug -t 1 -J rig-{tag} "
+        f"--chdir=/home/alice -o /home/alice/job-{tag}.slurm "
+        f"--wrap 'echo $(hostname -s) $(id -un) $SLURM_JOB_ID > {out_file}'"
+    ).strip()
+    assert job_id.isdigit()
+    content = ""
+    for _ in range(60):
+        f = gateway.file(out_file)
+        if f.exists and f.content_string.strip():
+            content = f.content_string.strip()
+            break
+        time.sleep(1)
+    host, user, seen_id = content.split()
+    assert host in COMPUTE
+    assert user == "alice"
+    assert seen_id == job_id
+    assert gateway.file(out_file).user == "alice"
