@@ -67,6 +67,8 @@ FROM {base}
 ENV container=docker LANG=C.UTF-8
 COPY ca/ /usr/local/share/ca-certificates/hpcgw/
 COPY sources.list /etc/apt/sources.list
+# Lists are dropped to keep the image small and dated to 1970 so that apt's
+# cache_valid_time (Ansible's apt module) sees them as stale and updates.
 RUN update-ca-certificates \\
  && systemctl mask getty.target console-getty.service systemd-udevd.service \\
       systemd-udev-trigger.service systemd-remount-fs.service \\
@@ -77,7 +79,9 @@ RUN update-ca-certificates \\
  && touch /etc/machine-id \\
  && printf 'path-exclude /usr/share/doc/*\\npath-exclude /usr/share/man/*\\n' \\
       > /etc/dpkg/dpkg.cfg.d/01-nodoc \\
- && apt-get clean && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/apt/lists/partial \
+ && touch -d @0 /var/lib/apt/lists/partial /var/lib/apt/lists
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]
 """

@@ -1,0 +1,90 @@
+"""playbooks/validate.yml stops a wrong inventory with a message that names
+the variable, before any change (it runs against localhost, changing nothing)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_run import ROOT, load_vars, run_playbook
+
+VALIDATE = ROOT / "playbooks" / "validate.yml"
+
+
+def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    base = dict(all_vars, munge_key_source_host="slurm_controller-host")
+    return {
+        "gateway": dict(base),
+        "slurm_controller": {**base, "slurm_server_daemon": "slurmctld", **(ctl or {})},
+        "slurm_compute": dict(base, slurm_server_daemon="slurmd"),
+    }
+
+
+@pytest.fixture()
+def good() -> dict[str, Any]:
+    return load_vars("inventories/test/group_vars/all/slurm.yml")
+
+
+def test_the_test_inventory_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _groups(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _bad(good: dict[str, Any], change: str) -> dict[str, Any]:
+    data = copy.deepcopy(good)
+    parts = data["slurm_client_partitions"]
+    if change == "default_above_max":
+        parts[0]["default_time"] = "01:00:00"
+    elif change == "duplicate_partition":
+        parts.append(dict(parts[0]))
+    elif change == "missing_node":
+        parts[0]["nodes"] = ["hpcgw-c9"]
+    elif change == "bad_time":
+        parts[1]["max_time"] = "1h"
+    elif change == "two_defaults":
+        parts[1]["default"] = True
+    elif change == "bad_cluster_name":
+        data["slurm_client_cluster_name"] = "Test Cluster"
+    elif change == "node_cpus_not_int":
+        data["slurm_client_nodes"][0]["cpus"] = "many"
+    elif change == "no_key_source":
+        data["munge_key_source_host"] = ""
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("default_above_max", "partition 'debug' in slurm_client_partitions"),
+        ("duplicate_partition", "slurm_client_partitions"),
+        ("missing_node", "got ['hpcgw-c9']"),
+        ("bad_time", "max_time '1h'"),
+        ("two_defaults", "at most one partition may have default: true"),
+        ("bad_cluster_name", "slurm_client_cluster_name"),
+        ("node_cpus_not_int", "cpus"),
+    ],
+)
+def test_wrong_cluster_data_stops_the_play(tmp_path: Path, good: dict[str, Any],
+                                           change: str, expected: str) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _groups(_bad(good, change)))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in " ".join(out.split()), out
+
+
+def test_missing_munge_key_source_is_named(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    for host_vars in groups.values():
+        host_vars["munge_key_source_host"] = ""
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert "munge_key_source_host" in result.stdout
+
+
+def test_unknown_daemon_is_refused(tmp_path: Path, good: dict[str, Any]) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _groups(good, {"slurm_server_daemon": "slurmdbd"}))
+    assert result.returncode != 0
+    assert "slurm_server_daemon" in result.stdout
