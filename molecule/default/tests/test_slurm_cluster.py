@@ -59,13 +59,16 @@ def test_unmunge_rejects_a_foreign_key(node: Callable[[str], Host]) -> None:
     # A credential encoded with another key must not decode: proves the
     # shared key, not an accident, makes the previous test pass.
     gw = node(GATEWAY)
+    d = "/run/hpcgw-foreign-munge"
     cred = gw.check_output(
-        "tmp=$(mktemp -d) && dd if=/dev/urandom of=$tmp/k bs=1024 count=1 2>/dev/null && "
-        "chown munge: $tmp $tmp/k && chmod 0400 $tmp/k && "
-        "runuser -u munge -- munged --key-file=$tmp/k --socket=$tmp/sock "
-        "--pid-file=$tmp/pid --log-file=$tmp/log --seed-file=$tmp/seed && "
-        "munge --socket=$tmp/sock -n; kill $(cat $tmp/pid); rm -rf $tmp"
+        f"rm -rf {d} && install -d -o munge -g munge -m 0700 {d} && "
+        f"dd if=/dev/urandom of={d}/key bs=1024 count=1 2>/dev/null && "
+        f"chown munge: {d}/key && chmod 0400 {d}/key && "
+        f"runuser -u munge -- munged --force --key-file={d}/key --socket={d}/sock "
+        f"--pid-file={d}/pid --log-file={d}/log --seed-file={d}/seed && "
+        f"munge --socket={d}/sock -n; kill $(cat {d}/pid); rm -rf {d}"
     )
+    assert cred.startswith("MUNGE:")
     result = node(CONTROLLER).run(f"echo '{cred}' | unmunge")
     assert result.rc != 0
     assert "Invalid credential" in result.stdout + result.stderr
