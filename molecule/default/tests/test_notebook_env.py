@@ -1,0 +1,51 @@
+"""The single-user environment on the compute nodes works from a batch job."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Callable
+
+import pytest
+from testinfra.host import Host
+
+from conftest import COMPUTE
+
+PREFIX = "/opt/hpcgw/notebook"
+
+
+@pytest.mark.parametrize("name", COMPUTE)
+def test_singleuser_commands_match_the_pinned_hub(node: Callable[[str], Host], name: str) -> None:
+    host = node(name)
+    assert host.check_output(f"{PREFIX}/bin/jupyterhub-singleuser --version").strip() == "5.5.4"
+    assert host.file(f"{PREFIX}/bin/batchspawner-singleuser").is_file
+    assert host.file(f"{PREFIX}/bin/batchspawner-singleuser").mode & 0o111
+
+
+def test_extra_kernel_is_registered(node: Callable[[str], Host]) -> None:
+    specs = json.loads(node(COMPUTE[1]).check_output(f"{PREFIX}/bin/jupyter kernelspec list --json"))
+    kernels = specs["kernelspecs"]
+    assert {"python3", "site-python"} <= set(kernels)
+    assert kernels["site-python"]["spec"]["env"] == {"HPCGW_KERNEL": "site-python"}
+
+
+def test_environment_runs_in_a_batch_job(gateway: Host) -> None:
+    tag = uuid.uuid4().hex[:8]
+    out_file = f"/home/bob/nbenv-{tag}.out"
+    code = "import jupyterlab, batchspawner, ipykernel, socket; print(socket.gethostname(), jupyterlab.__version__)"
+    job_id = gateway.check_output(
+        f"runuser -u bob -- sbatch --parsable -p debug -t 2 --chdir=/home/bob "
+        f"-o {out_file} --wrap '{PREFIX}/bin/python -c \"{code}\"'"
+    ).strip()
+    assert job_id.isdigit()
+    content = ""
+    for _ in range(60):
+        f = gateway.file(out_file)
+        if f.exists and f.content_string.strip():
+            content = f.content_string.strip()
+            break
+        time.sleep(1)
+    host, version = content.split()
+    assert host in COMPUTE
+    assert version == "4.6.6"

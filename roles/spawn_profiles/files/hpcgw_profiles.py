@@ -1,0 +1,353 @@
+"""Clusters, queues and presets as data; user choices checked against them.
+
+Pure Python (no JupyterHub import) so that the rules are unit-tested on
+their own; ``hpcgw_spawner`` wires them into wrapspawner's ProfilesSpawner.
+
+Every value that can reach a batch script passes through here: names must
+be known, numbers must be plain integers within the chosen queue's limits,
+and unknown or repeated keys are refused. The same rules serve the spawn
+form and the REST API.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+SCHEDULERS = ("slurm", "torque", "pbs", "sge", "lsf", "condor")
+SUBMIT_MODES = ("local", "ssh")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z")
+INT_RE = re.compile(r"^[0-9]{1,7}\Z")
+RESOURCES = ("cores", "memory_gb", "walltime_min", "gpus")
+LOCAL_KEY = "local"
+CUSTOM_KEY = "custom"
+FORM_KEYS = frozenset({"profile", "cluster", "queue", "account", *RESOURCES})
+FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
+
+
+class ConfigError(ValueError):
+    """The admin's data is wrong; the message names the variable."""
+
+
+class ChoiceError(ValueError):
+    """A user's choice is refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Range:
+    minimum: int
+    default: int
+    maximum: int
+
+    def check(self, value: int, what: str) -> int:
+        if not self.minimum <= value <= self.maximum:
+            raise ChoiceError(f"{what} must be between {self.minimum} and {self.maximum}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    title: str
+    limits: Mapping[str, Range]
+    script_lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    title: str
+    scheduler: str
+    submit: str
+    login_host: str
+    accounts: tuple[str, ...]
+    queues: tuple[Queue, ...]
+    script_lines: tuple[str, ...]
+
+    def queue(self, name: str) -> Queue:
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        raise ChoiceError(f"unknown queue {name!r} on cluster {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A validated request: everything a batch script will see."""
+
+    cluster: str
+    queue: str
+    cores: int
+    memory_gb: int
+    walltime_min: int
+    gpus: int
+    account: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    title: str
+    choice: Choice
+
+
+def _config_error(path: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}")
+
+
+def _name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise _config_error(path, f"must match {NAME_RE.pattern} (got {value!r})")
+    return value
+
+
+def _int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _config_error(path, f"must be a non-negative integer (got {value!r})")
+    return value
+
+
+def _lines(value: Any, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\n" not in v for v in value):
+        raise _config_error(path, "must be a list of single-line strings")
+    return tuple(value)
+
+
+def _range(data: Any, path: str, minimum: int) -> Range:
+    if not isinstance(data, Mapping) or set(data) - {"default", "max"} or "max" not in data:
+        raise _config_error(path, "must be a dict with max and optional default")
+    maximum = _int(data["max"], f"{path}.max")
+    default = _int(data.get("default", minimum), f"{path}.default")
+    if maximum < minimum:
+        raise _config_error(f"{path}.max", f"must be at least {minimum} (got {maximum})")
+    if not minimum <= default <= maximum:
+        raise _config_error(f"{path}.default", f"{default} is outside {minimum}..{maximum}; lower it or raise max")
+    return Range(minimum, default, maximum)
+
+
+def _unique(names: Iterable[str], path: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _config_error(path, f"duplicate name {name!r}; names must be unique")
+        seen.add(name)
+
+
+def _queue(data: Any, path: str) -> Queue:
+    if not isinstance(data, Mapping):
+        raise _config_error(path, "must be a dict")
+    name = _name(data.get("name"), f"{path}.name")
+    limits = {
+        "cores": _range(data.get("cores", {"max": 1}), f"{path}.cores", 1),
+        "memory_gb": _range(data.get("memory_gb", {"max": 1}), f"{path}.memory_gb", 1),
+        "walltime_min": _range(data.get("walltime_min", {"max": 60}), f"{path}.walltime_min", 1),
+        "gpus": _range(data.get("gpus", {"max": 0}), f"{path}.gpus", 0),
+    }
+    return Queue(name, str(data.get("title") or name), limits,
+                 _lines(data.get("script_lines"), f"{path}.script_lines"))
+
+
+def _cluster(data: Any, path: str) -> Cluster:
+    if not isinstance(data, Mapping):
+        raise _config_error(path, "must be a dict")
+    name = _name(data.get("name"), f"{path}.name")
+    scheduler = data.get("scheduler")
+    if scheduler not in SCHEDULERS:
+        raise _config_error(f"{path}.scheduler", f"must be one of {', '.join(SCHEDULERS)} (got {scheduler!r})")
+    submit = data.get("submit", "local")
+    if submit not in SUBMIT_MODES:
+        raise _config_error(f"{path}.submit", f"must be one of {', '.join(SUBMIT_MODES)} (got {submit!r})")
+    login_host = str(data.get("login_host") or "")
+    if submit == "ssh" and not HOST_RE.match(login_host):
+        raise _config_error(f"{path}.login_host", "must name the login host when submit is ssh")
+    accounts = tuple(data.get("accounts") or ())
+    for i, account in enumerate(accounts):
+        if not isinstance(account, str) or not ACCOUNT_RE.match(account):
+            raise _config_error(f"{path}.accounts[{i}]", f"must match {ACCOUNT_RE.pattern} (got {account!r})")
+    raw_queues = data.get("queues")
+    if not isinstance(raw_queues, list) or not raw_queues:
+        raise _config_error(f"{path}.queues", "must be a non-empty list")
+    queues = tuple(_queue(q, f"{path}.queues[{i}]") for i, q in enumerate(raw_queues))
+    _unique((q.name for q in queues), f"{path}.queues")
+    return Cluster(name, str(data.get("title") or name), scheduler, submit, login_host,
+                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"))
+
+
+class Catalog:
+    """The site's clusters and presets, loaded once from the rendered JSON."""
+
+    def __init__(self, clusters: Iterable[Cluster], presets: Iterable[Preset] = ()) -> None:
+        self.clusters = tuple(clusters)
+        self.presets = tuple(presets)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any], var: str = "spawn_profiles") -> Catalog:
+        raw_clusters = data.get("clusters") or []
+        if not isinstance(raw_clusters, list):
+            raise _config_error(f"{var}_clusters", "must be a list")
+        clusters = [_cluster(c, f"{var}_clusters[{i}]") for i, c in enumerate(raw_clusters)]
+        _unique((c.name for c in clusters), f"{var}_clusters")
+        catalog = cls(clusters)
+        presets: list[Preset] = []
+        for i, raw in enumerate(data.get("presets") or []):
+            path = f"{var}_presets[{i}]"
+            if not isinstance(raw, Mapping):
+                raise _config_error(path, "must be a dict")
+            key = _name(raw.get("key"), f"{path}.key")
+            if key in (LOCAL_KEY, CUSTOM_KEY):
+                raise _config_error(f"{path}.key", f"{key!r} is reserved")
+            values = {k: raw[k] for k in ("cluster", "queue", "account", *RESOURCES) if k in raw}
+            try:
+                choice = catalog.choice_from_values({k: str(v) for k, v in values.items()})
+            except ChoiceError as exc:
+                raise _config_error(path, f"{exc} (fix the preset or the queue it names)") from exc
+            presets.append(Preset(key, str(raw.get("title") or key), choice))
+        _unique((p.key for p in presets), f"{var}_presets")
+        return cls(clusters, presets)
+
+    def cluster(self, name: str) -> Cluster:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise ChoiceError(f"unknown cluster {name!r}")
+
+    def choice_from_values(self, values: Mapping[str, str]) -> Choice:
+        """Validate string values (form fields, preset data) into a Choice."""
+        unknown = set(values) - FORM_KEYS
+        if unknown:
+            raise ChoiceError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        cluster = self.cluster(values.get("cluster", ""))
+        queue = cluster.queue(values.get("queue", ""))
+        numbers: dict[str, int] = {}
+        for key in RESOURCES:
+            limit = queue.limits[key]
+            raw = values.get(key, "")
+            if raw == "":
+                numbers[key] = limit.default
+                continue
+            if not INT_RE.match(raw):
+                raise ChoiceError(f"{key} must be a whole number, got {raw!r}")
+            numbers[key] = limit.check(int(raw), key)
+        account = values.get("account", "")
+        if account and account not in cluster.accounts:
+            raise ChoiceError(f"unknown account {account!r} on cluster {cluster.name!r}")
+        if not account and cluster.accounts:
+            account = cluster.accounts[0]
+        return Choice(cluster.name, queue.name, numbers["cores"], numbers["memory_gb"],
+                      numbers["walltime_min"], numbers["gpus"], account)
+
+    def options_from_form(self, form: Mapping[str, list[str]]) -> dict[str, str]:
+        """A spawn form's fields -> user_options (validated, then re-checked at start).
+
+        The custom fields are read only when the custom profile is picked; a
+        preset or the local profile yields just its key.
+        """
+        values: dict[str, str] = {}
+        for key, items in form.items():
+            if key not in FORM_FIELDS:
+                raise ChoiceError(f"unknown field {key!r}")
+            if len(items) != 1 or not isinstance(items[0], str):
+                raise ChoiceError(f"field {key!r} must be given once")
+            values[key] = items[0].strip()
+        profile = values.get("profile", "")
+        if profile != CUSTOM_KEY:
+            options = {"profile": profile}
+        else:
+            cluster, _, queue = values.get("cluster_queue", "").partition("/")
+            options = {"profile": CUSTOM_KEY, "cluster": cluster, "queue": queue}
+            options.update({k: values[k] for k in ("account", *RESOURCES) if values.get(k)})
+        self.choice_from_options(options)
+        return options
+
+    def choice_from_options(self, options: Mapping[str, Any]) -> Choice | None:
+        """user_options (form or REST API) -> Choice; None for the local profile."""
+        values: dict[str, str] = {}
+        for key, value in options.items():
+            if key not in FORM_KEYS:
+                raise ChoiceError(f"unknown option {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ChoiceError(f"option {key!r} must be a string or an integer")
+            values[key] = str(value)
+        profile = values.pop("profile", CUSTOM_KEY if "cluster" in values else "")
+        if profile == LOCAL_KEY:
+            if values:
+                raise ChoiceError("the local profile takes no other options")
+            return None
+        if profile == CUSTOM_KEY:
+            return self.choice_from_values(values)
+        for preset in self.presets:
+            if preset.key == profile:
+                if values:
+                    raise ChoiceError(f"preset {profile!r} takes no other options")
+                return preset.choice
+        raise ChoiceError(f"unknown profile {profile!r}")
+
+
+def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
+    """The batchspawner req_* traits of a validated choice."""
+    cluster = catalog.cluster(choice.cluster)
+    queue = cluster.queue(choice.queue)
+    prologue = "\n".join(cluster.script_lines + queue.script_lines)
+    hours, minutes = divmod(choice.walltime_min, 60)
+    return {
+        "req_partition": choice.queue,
+        "req_queue": choice.queue,
+        "req_nprocs": str(choice.cores),
+        "req_memory": f"{choice.memory_gb}G",
+        "req_runtime": f"{hours:02d}:{minutes:02d}:00",
+        "req_ngpus": str(choice.gpus),
+        "req_account": choice.account,
+        "req_prologue": prologue,
+    }
+
+
+def describe(catalog: Catalog, choice: Choice) -> str:
+    cluster = catalog.cluster(choice.cluster)
+    queue = cluster.queue(choice.queue)
+    gpus = f", {choice.gpus} GPU" if choice.gpus else ""
+    return (f"{cluster.title} / {queue.title}: {choice.cores} core(s), "
+            f"{choice.memory_gb} GB, {choice.walltime_min} min{gpus}")
+
+
+def form_html(catalog: Catalog, local_title: str | None) -> str:
+    """The spawn form: presets, the local profile, and a custom request."""
+    e = html.escape
+    options: list[str] = []
+    for preset in catalog.presets:
+        options.append(f'<option value="{e(preset.key)}">{e(preset.title)}</option>')
+    if local_title:
+        options.append(f'<option value="{LOCAL_KEY}">{e(local_title)}</option>')
+    if catalog.clusters:
+        options.append(f'<option value="{CUSTOM_KEY}">Custom: choose cluster, queue and size</option>')
+    queue_opts: list[str] = []
+    for cluster in catalog.clusters:
+        for queue in cluster.queues:
+            limits = ", ".join(
+                f"{key} {lim.minimum}-{lim.maximum}" for key, lim in queue.limits.items()
+            )
+            queue_opts.append(
+                f'<option value="{e(cluster.name)}/{e(queue.name)}">'
+                f"{e(cluster.title)} / {e(queue.title)} ({e(limits)})</option>"
+            )
+    fields = (
+        '<label for="hpcgw-account">account (optional)</label>'
+        '<input class="form-control" type="text" id="hpcgw-account" name="account">'
+    ) + "".join(
+        f'<label for="hpcgw-{key}">{key.replace("_", " ")}</label>'
+        f'<input class="form-control" type="number" min="0" step="1" id="hpcgw-{key}" name="{key}">'
+        for key in RESOURCES
+    )
+    return (
+        '<label for="hpcgw-profile">Profile</label>'
+        f'<select class="form-control" id="hpcgw-profile" name="profile">{"".join(options)}</select>'
+        '<fieldset id="hpcgw-custom"><legend>Custom request</legend>'
+        '<label for="hpcgw-cq">Cluster / queue</label>'
+        f'<select class="form-control" id="hpcgw-cq" name="cluster_queue">{"".join(queue_opts)}</select>'
+        f"{fields}</fieldset>"
+    )

@@ -1,0 +1,44 @@
+"""The batch-script templates render to the reviewed golden files, carry the
+no-requeue setting, and never hold the API token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batch_render import CONTEXTS, SCHEDULER_FILES, render
+
+GOLDEN = Path(__file__).parent / "golden" / "batch"
+NO_REQUEUE = {
+    "slurm": "#SBATCH --no-requeue",
+    "torque": "#PBS -r n",
+    "pbs": "#PBS -r n",
+    "sge": "#$ -r n",
+    "lsf": "#BSUB -rn",
+    "condor": "max_retries = 0",
+}
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULER_FILES))
+def test_matches_golden(scheduler: str, context: str) -> None:
+    rendered = render(scheduler, CONTEXTS[context])
+    assert rendered == (GOLDEN / f"{scheduler}-{context}.txt").read_text()
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULER_FILES))
+def test_no_requeue_and_no_token(scheduler: str) -> None:
+    context = dict(CONTEXTS["full"], keepvars="JUPYTERHUB_API_TOKEN")
+    rendered = render(scheduler, context)
+    assert NO_REQUEUE[scheduler] in rendered
+    # Only the variable's name may appear (in the export list), never a value.
+    assert "JUPYTERHUB_API_TOKEN=" not in rendered
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULER_FILES))
+def test_optional_lines_follow_the_choice(scheduler: str) -> None:
+    full = render(scheduler, CONTEXTS["full"])
+    minimal = render(scheduler, CONTEXTS["minimal"])
+    assert "proj1" in full and "proj1" not in minimal
+    assert "module load python" in full
