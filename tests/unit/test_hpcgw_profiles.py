@@ -66,6 +66,11 @@ def _with(change: Any) -> dict[str, Any]:
         (lambda d: d["clusters"][0]["queues"][0]["cores"].update(max="2"), "cores.max: must be a non-negative integer"),
         (lambda d: d["clusters"][0].update(accounts=["p;rm -rf"]), "accounts[0]: must match"),
         (lambda d: d["clusters"][0].update(queues=[]), "queues: must be a non-empty list"),
+        (lambda d: d["clusters"][0].update(queus=[]), "clusters[0]: unknown key(s) queus"),
+        (lambda d: d["clusters"][0]["queues"][0].update(walltime="10"), "queues[0]: unknown key(s) walltime"),
+        (lambda d: d["presets"][0].update(cpus=2), "presets[0]: unknown key(s) cpus"),
+        (lambda d: d["clusters"][0].update(notebook_prefix="opt/x"), "notebook_prefix: must be an absolute path"),
+        (lambda d: d["clusters"][0].update(notebook_prefix="/opt/../etc"), "notebook_prefix: must be an absolute path"),
     ],
 )
 def test_wrong_admin_data_is_named(change: Any, message: str) -> None:
@@ -91,7 +96,8 @@ def test_custom_choice_within_limits(catalog: Catalog) -> None:
     assert traits == {
         "req_partition": "batch", "req_queue": "batch", "req_nprocs": "4", "req_memory": "1G",
         "req_runtime": "01:30:00", "req_ngpus": "0", "req_account": "proj2",
-        "req_prologue": "module load python\nexport OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK",
+        "req_prologue": "export PATH=/opt/hpcgw-notebook/bin:$PATH\nmodule load python\n"
+                        "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK",
     }
 
 
@@ -160,3 +166,11 @@ def test_form_lists_profiles_in_a_stable_order_and_escapes(catalog: Catalog) -> 
     assert "<b>Test</b>" not in page and "&lt;b&gt;Test&lt;/b&gt;" in page
     assert page == form_html(Catalog.from_data(data), "Dedicated Jupyter node")
     assert 'value="testcluster/debug"' in page and 'value="other/allq"' in page
+
+
+def test_custom_requests_can_be_disabled() -> None:
+    catalog = Catalog.from_data(dict(DATA, custom_enabled=False))
+    assert 'value="custom"' not in form_html(catalog, None)
+    assert catalog.choice_from_options({"profile": "debug-1c"}) is not None
+    with pytest.raises(ChoiceError, match="custom requests are disabled"):
+        catalog.choice_from_options({"profile": "custom", "cluster": "testcluster", "queue": "debug"})

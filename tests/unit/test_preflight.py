@@ -88,3 +88,37 @@ def test_unknown_daemon_is_refused(tmp_path: Path, good: dict[str, Any]) -> None
     result = run_playbook(VALIDATE, tmp_path, _groups(good, {"slurm_server_daemon": "slurmdbd"}))
     assert result.returncode != 0
     assert "slurm_server_daemon" in result.stdout
+
+
+CLUSTER = {
+    "name": "testcluster", "scheduler": "slurm",
+    "queues": [{"name": "debug", "cores": {"default": 1, "max": 2}}],
+}
+
+
+@pytest.mark.parametrize(
+    ("clusters", "presets", "expected"),
+    [
+        ([dict(CLUSTER, scheduler="slurmx")], [], "spawn_profiles_clusters[0].scheduler: must be one of slurm"),
+        ([dict(CLUSTER, queues=[{"name": "debug", "cores": {"default": 4, "max": 2}}])], [],
+         "spawn_profiles_clusters[0].queues[0].cores.default: 4 is outside 1..2"),
+        ([CLUSTER, CLUSTER], [], "spawn_profiles_clusters: duplicate name 'testcluster'"),
+        ([CLUSTER], [{"key": "gpu1", "cluster": "testcluster", "queue": "gpu"}],
+         "spawn_profiles_presets[0]: unknown queue 'gpu' on cluster 'testcluster'"),
+    ],
+)
+def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any], clusters: list[Any],
+                                            presets: list[Any], expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=clusters, spawn_profiles_presets=presets)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_good_spawn_profiles_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[CLUSTER],
+                             spawn_profiles_presets=[{"key": "dbg", "cluster": "testcluster", "queue": "debug"}])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -20,6 +20,7 @@ SCHEDULERS = ("slurm", "torque", "pbs", "sge", "lsf", "condor")
 SUBMIT_MODES = ("local", "ssh")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}\Z")
 HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z")
 INT_RE = re.compile(r"^[0-9]{1,7}\Z")
 RESOURCES = ("cores", "memory_gb", "walltime_min", "gpus")
@@ -27,6 +28,10 @@ LOCAL_KEY = "local"
 CUSTOM_KEY = "custom"
 FORM_KEYS = frozenset({"profile", "cluster", "queue", "account", *RESOURCES})
 FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
+CLUSTER_KEYS = frozenset({"name", "title", "scheduler", "submit", "login_host", "accounts", "queues",
+                          "script_lines", "notebook_prefix", "batch_script", "spawner"})
+QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
+PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
 
 
 class ConfigError(ValueError):
@@ -67,6 +72,7 @@ class Cluster:
     accounts: tuple[str, ...]
     queues: tuple[Queue, ...]
     script_lines: tuple[str, ...]
+    notebook_prefix: str
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:
@@ -139,9 +145,16 @@ def _unique(names: Iterable[str], path: str) -> None:
         seen.add(name)
 
 
-def _queue(data: Any, path: str) -> Queue:
+def _known_keys(data: Any, allowed: frozenset[str], path: str) -> None:
     if not isinstance(data, Mapping):
         raise _config_error(path, "must be a dict")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _config_error(path, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _queue(data: Any, path: str) -> Queue:
+    _known_keys(data, QUEUE_KEYS, path)
     name = _name(data.get("name"), f"{path}.name")
     limits = {
         "cores": _range(data.get("cores", {"max": 1}), f"{path}.cores", 1),
@@ -153,9 +166,8 @@ def _queue(data: Any, path: str) -> Queue:
                  _lines(data.get("script_lines"), f"{path}.script_lines"))
 
 
-def _cluster(data: Any, path: str) -> Cluster:
-    if not isinstance(data, Mapping):
-        raise _config_error(path, "must be a dict")
+def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
+    _known_keys(data, CLUSTER_KEYS, path)
     name = _name(data.get("name"), f"{path}.name")
     scheduler = data.get("scheduler")
     if scheduler not in SCHEDULERS:
@@ -175,30 +187,35 @@ def _cluster(data: Any, path: str) -> Cluster:
         raise _config_error(f"{path}.queues", "must be a non-empty list")
     queues = tuple(_queue(q, f"{path}.queues[{i}]") for i, q in enumerate(raw_queues))
     _unique((q.name for q in queues), f"{path}.queues")
+    prefix = str(data.get("notebook_prefix") or default_prefix)
+    if not PATH_RE.match(prefix) or ".." in prefix:
+        raise _config_error(f"{path}.notebook_prefix", f"must be an absolute path (got {prefix!r})")
     return Cluster(name, str(data.get("title") or name), scheduler, submit, login_host,
-                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"))
+                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix)
 
 
 class Catalog:
     """The site's clusters and presets, loaded once from the rendered JSON."""
 
-    def __init__(self, clusters: Iterable[Cluster], presets: Iterable[Preset] = ()) -> None:
+    def __init__(self, clusters: Iterable[Cluster], presets: Iterable[Preset] = (),
+                 custom_enabled: bool = True) -> None:
         self.clusters = tuple(clusters)
         self.presets = tuple(presets)
+        self.custom_enabled = custom_enabled
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], var: str = "spawn_profiles") -> Catalog:
         raw_clusters = data.get("clusters") or []
         if not isinstance(raw_clusters, list):
             raise _config_error(f"{var}_clusters", "must be a list")
-        clusters = [_cluster(c, f"{var}_clusters[{i}]") for i, c in enumerate(raw_clusters)]
+        prefix = str(data.get("notebook_prefix") or "/opt/hpcgw-notebook")
+        clusters = [_cluster(c, f"{var}_clusters[{i}]", prefix) for i, c in enumerate(raw_clusters)]
         _unique((c.name for c in clusters), f"{var}_clusters")
         catalog = cls(clusters)
         presets: list[Preset] = []
         for i, raw in enumerate(data.get("presets") or []):
             path = f"{var}_presets[{i}]"
-            if not isinstance(raw, Mapping):
-                raise _config_error(path, "must be a dict")
+            _known_keys(raw, PRESET_KEYS, path)
             key = _name(raw.get("key"), f"{path}.key")
             if key in (LOCAL_KEY, CUSTOM_KEY):
                 raise _config_error(f"{path}.key", f"{key!r} is reserved")
@@ -209,7 +226,10 @@ class Catalog:
                 raise _config_error(path, f"{exc} (fix the preset or the queue it names)") from exc
             presets.append(Preset(key, str(raw.get("title") or key), choice))
         _unique((p.key for p in presets), f"{var}_presets")
-        return cls(clusters, presets)
+        custom = data.get("custom_enabled", True)
+        if not isinstance(custom, bool):
+            raise _config_error(f"{var}_custom_enabled", f"must be true or false (got {custom!r})")
+        return cls(clusters, presets, custom)
 
     def cluster(self, name: str) -> Cluster:
         for cluster in self.clusters:
@@ -280,6 +300,8 @@ class Catalog:
                 raise ChoiceError("the local profile takes no other options")
             return None
         if profile == CUSTOM_KEY:
+            if not self.custom_enabled:
+                raise ChoiceError("custom requests are disabled; pick a preset")
             return self.choice_from_values(values)
         for preset in self.presets:
             if preset.key == profile:
@@ -293,7 +315,8 @@ def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
     """The batchspawner req_* traits of a validated choice."""
     cluster = catalog.cluster(choice.cluster)
     queue = cluster.queue(choice.queue)
-    prologue = "\n".join(cluster.script_lines + queue.script_lines)
+    prologue = "\n".join((f"export PATH={cluster.notebook_prefix}/bin:$PATH",)
+                         + cluster.script_lines + queue.script_lines)
     hours, minutes = divmod(choice.walltime_min, 60)
     return {
         "req_partition": choice.queue,
@@ -323,7 +346,7 @@ def form_html(catalog: Catalog, local_title: str | None) -> str:
         options.append(f'<option value="{e(preset.key)}">{e(preset.title)}</option>')
     if local_title:
         options.append(f'<option value="{LOCAL_KEY}">{e(local_title)}</option>')
-    if catalog.clusters:
+    if catalog.clusters and catalog.custom_enabled:
         options.append(f'<option value="{CUSTOM_KEY}">Custom: choose cluster, queue and size</option>')
     queue_opts: list[str] = []
     for cluster in catalog.clusters:

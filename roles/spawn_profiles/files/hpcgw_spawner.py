@@ -1,0 +1,168 @@
+"""ProfilesSpawner whose choices are held to the site's cluster data.
+
+Upstream wrapspawner.ProfilesSpawner falls back to its default spawner for a
+profile key it does not know, and batchspawner's callback sets any attribute
+a job's token posts. Here:
+
+* the spawn form and REST ``user_options`` go through
+  :mod:`hpcgw_profiles` - unknown keys, profiles, clusters, queues, accounts
+  and out-of-range or non-integer resources are refused before anything
+  starts;
+* the child spawner class is chosen by the cluster's scheduler, and its
+  traits come only from the admin's data and the checked choice;
+* ``/hub/api/batchspawner`` accepts only ``{"port": <1..65535>}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.apihandlers import APIHandler, default_handlers
+from tornado import web
+from traitlets import Dict, Unicode
+from traitlets.utils.importstring import import_item
+from wrapspawner import ProfilesSpawner
+
+import batchspawner.api  # noqa: F401  (registers the upstream handler we replace)
+from hpcgw_profiles import Catalog, ChoiceError, batchspawner_traits, describe, form_html
+
+SCHEDULER_CLASSES = {
+    "slurm": "batchspawner.SlurmSpawner",
+    "torque": "batchspawner.TorqueSpawner",
+    "pbs": "batchspawner.PBSSpawner",
+    "sge": "batchspawner.GridengineSpawner",
+    "lsf": "batchspawner.LsfSpawner",
+    "condor": "batchspawner.CondorSpawner",
+}
+CALLBACK_ROUTE = r"/api/batchspawner"
+
+
+class GatewaySpawner(ProfilesSpawner):
+    """Profiles from the cluster catalog, each choice checked server-side."""
+
+    catalog_file = Unicode("/etc/jupyterhub/clusters.json", config=True,
+                           help="JSON rendered by the spawn_profiles role.")
+    local_title = Unicode("", config=True, help="Title of the local profile; empty disables it.")
+    local_class = Unicode("sudospawner.SudoSpawner", config=True,
+                          help="Spawner class of the local profile.")
+    local_config = Dict(config=True, help="Traits of the local profile's spawner.")
+    hpcgw_cluster = Unicode("")
+    hpcgw_scheduler = Unicode("")
+
+    _catalog: Catalog | None = None
+    _raw: dict[str, Any] | None = None
+
+    def _load(self) -> tuple[Catalog, dict[str, Any]]:
+        if self._catalog is None or self._raw is None:
+            raw = json.loads(Path(self.catalog_file).read_text(encoding="utf-8"))
+            GatewaySpawner._raw = raw
+            GatewaySpawner._catalog = Catalog.from_data(raw)
+        assert self._catalog is not None and self._raw is not None
+        return self._catalog, self._raw
+
+    def _options_form_default(self) -> str:
+        catalog, _ = self._load()
+        return form_html(catalog, self.local_title or None)
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        catalog, _ = self._load()
+        try:
+            options = catalog.options_from_form(formdata)
+        except ChoiceError as exc:
+            raise ValueError(f"Request refused: {exc}") from exc
+        if options.get("profile") == "local" and not self.local_title:
+            raise ValueError("Request refused: the local profile is disabled")
+        return options
+
+    def _select(self) -> None:
+        """Set child class and config from the checked user_options."""
+        catalog, raw = self._load()
+        try:
+            choice = catalog.choice_from_options(self.user_options or {})
+        except ChoiceError as exc:
+            raise web.HTTPError(400, f"Request refused: {exc}") from exc
+        if choice is None:
+            if not self.local_title:
+                raise web.HTTPError(400, "Request refused: the local profile is disabled")
+            self.child_profile = "local"
+            self.hpcgw_cluster = ""
+            self.hpcgw_scheduler = "local"
+            self.child_class = import_item(self.local_class)
+            self.child_config = dict(self.local_config)
+            return
+        cluster = catalog.cluster(choice.cluster)
+        cluster_raw = next(c for c in raw["clusters"] if c["name"] == cluster.name)
+        self.child_profile = str(self.user_options.get("profile", "custom"))
+        self.hpcgw_cluster = cluster.name
+        self.hpcgw_scheduler = cluster.scheduler
+        self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
+        config: dict[str, Any] = dict(cluster_raw.get("spawner", {}))
+        config.update(batchspawner_traits(catalog, choice))
+        self.child_config = config
+        self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
+
+    def construct_child(self) -> Any:
+        if self.child_spawner is None:
+            self._select()
+        # Skip ProfilesSpawner.construct_child: its select_profile would fall
+        # back to a default for unknown keys.
+        return super(ProfilesSpawner, self).construct_child()
+
+    def start(self) -> Any:
+        # A new start always re-checks the options (REST API included).
+        self.child_spawner = None
+        self.child_state = {}
+        return super().start()
+
+    def load_child_class(self, state: dict[str, Any]) -> None:
+        # Restoring a running server after a hub restart: the class follows
+        # the scheduler saved with it, not today's catalog.
+        self.child_profile = state.get("profile", "")
+        self.hpcgw_cluster = state.get("hpcgw_cluster", "")
+        self.hpcgw_scheduler = state.get("hpcgw_scheduler", "")
+        if self.hpcgw_scheduler in SCHEDULER_CLASSES:
+            self.child_class = import_item(SCHEDULER_CLASSES[self.hpcgw_scheduler])
+        elif self.hpcgw_scheduler == "local":
+            self.child_class = import_item(self.local_class)
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["hpcgw_cluster"] = self.hpcgw_cluster
+        state["hpcgw_scheduler"] = self.hpcgw_scheduler
+        return state
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.hpcgw_cluster = ""
+        self.hpcgw_scheduler = ""
+
+
+class PortOnlyCallbackHandler(APIHandler):
+    """batchspawner-singleuser reports its port; nothing else is accepted."""
+
+    @web.authenticated
+    def post(self) -> None:
+        user = self.current_user
+        token = self.get_auth_token()
+        spawner = next((s for s in user.spawners.values() if s.api_token == token), None)
+        if spawner is None:
+            raise web.HTTPError(403, "token belongs to no server of this user")
+        data = self.get_json_body()
+        if not isinstance(data, dict) or set(data) != {"port"}:
+            raise web.HTTPError(400, 'body must be exactly {"port": <int>}')
+        port = data["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise web.HTTPError(400, "port must be an integer in 1..65535")
+        spawner.port = port
+        self.set_status(201)
+        self.finish(json.dumps({"message": "port recorded"}))
+
+
+def _replace_callback_handler() -> None:
+    default_handlers[:] = [h for h in default_handlers if h[0] != CALLBACK_ROUTE]
+    default_handlers.append((CALLBACK_ROUTE, PortOnlyCallbackHandler))
+
+
+_replace_callback_handler()
