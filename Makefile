@@ -9,6 +9,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIO ?= default
+# Scenarios `make molecule` (and so `make test`) runs, in order.
+SCENARIOS ?= default
 # Image the containers run; empty = build/reuse the local Debian image.
 HPCGW_BASE_IMAGE ?=
 export HPCGW_BASE_IMAGE
@@ -45,8 +47,12 @@ syntax: toolchain  ## ansible-playbook --syntax-check of site.yml
 
 test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~1 min
 
-molecule: toolchain image  ## full Molecule scenario $(SCENARIO) (create..verify..destroy)
-	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)" $(BIN)/molecule test -s $(SCENARIO)
+molecule: toolchain image  ## every Molecule scenario of $(SCENARIOS) (create..verify..destroy each)
+	export HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)"; \
+	for scenario in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$scenario ($$(date +%T))"; \
+	  $(BIN)/molecule test -s $$scenario || exit 1; \
+	done
 
 molecule-converge: toolchain image  ## keep a scenario up for debugging (create + converge)
 	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)" $(BIN)/molecule converge -s $(SCENARIO)
