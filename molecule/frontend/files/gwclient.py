@@ -94,6 +94,7 @@ def login(browser: Browser) -> dict[str, Any]:
     browser.request("GET", f"{pre}/hub/home")
     status, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
     out["api_status"] = status
+    out["hub_cookies_secure"] = all(c.secure for c in browser.jar if c.name.startswith("jupyterhub"))
     if status == 200 and isinstance(user, dict):
         out.update(name=user.get("name"), admin=user.get("admin"), groups=user.get("groups"))
     return out
@@ -192,12 +193,11 @@ def e2e(browser: Browser) -> dict[str, Any]:
     if not name:
         return out
     status, _, page = browser.request("GET", f"{pre}/hub/spawn")
-    match = re.search(r'name="_xsrf" value="([^"]+)"', page)
-    form = {"profile": "local"}
-    if match:
-        form["_xsrf"] = match.group(1)
+    # the hub puts its XSRF token into the form's action URL
+    action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
+    target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
     status, url, _ = browser.request(
-        "POST", f"{pre}/hub/spawn", urllib.parse.urlencode(form).encode(),
+        "POST", target, urllib.parse.urlencode({"profile": "local"}).encode(),
         {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
     )
     out["spawn_status"] = status
@@ -212,8 +212,9 @@ def e2e(browser: Browser) -> dict[str, Any]:
     out["ready"] = ready
     if not ready:
         return out
-    # OAuth into the single-user server like a browser does
-    status, url, _ = browser.request("GET", f"{pre}/user/{name}/api/status")
+    # OAuth into the single-user server like a browser does (a page, not an
+    # API URL: only pages redirect to the hub; a missing file is fine)
+    status, url, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
     out["oauth_status"] = status
     upath = f"{pre}/user/{name}"
     status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)

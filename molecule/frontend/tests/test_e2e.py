@@ -10,6 +10,7 @@ from conftest import BASE, PASSWORDS
 def test_login_spawn_kernel_websocket_stop(client: Callable[..., dict[str, Any]]) -> None:
     result = client("e2e", BASE, "alice", PASSWORDS["alice"])
     assert result.get("name") == "alice", result
+    assert result.get("hub_cookies_secure") is True, result
     assert result.get("ready") is True, result
     assert result.get("kernel_status") == 201, result
     assert "101" in result.get("ws_status", ""), result

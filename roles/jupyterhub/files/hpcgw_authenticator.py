@@ -65,11 +65,17 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
         return [(r"/login", GatewayLoginHandler)]
 
     async def authenticate(self, handler: Any, data: Any = None) -> Optional[dict[str, Any]]:
+        headers = handler.request.headers
         try:
-            ident = identity_from_headers(handler.request.headers, self._policy())
+            ident = identity_from_headers(headers, self._policy())
         except IdentityRejected as exc:
             self.log.warning("Header login refused from %s: %s", handler.request.remote_ip, exc)
             return None
+        finally:
+            # JupyterHub logs all request headers of failed requests; make
+            # sure the shared secret can never end up there.
+            for name in [key for key in headers if key.lower().replace("_", "-") == self.secret_header.lower()]:
+                del headers[name]
         groups = list(ident["groups"])  # type: ignore[call-overload]
         result: dict[str, Any] = {"name": ident["name"], "groups": groups}
         if self.admin_groups and set(groups) & self.admin_groups:
