@@ -1,0 +1,54 @@
+"""Shared fixtures of the frontend scenario's verifier."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+import pytest
+import testinfra
+
+GATEWAY = "hpcgw3-gateway"
+BASE = f"https://{GATEWAY}"
+PASSWORDS = {
+    "alice": "alice-test-pw",
+    "Bob@EXAMPLE.ORG": "bob-test-pw",
+    "carol": "carol-test-pw",
+    "dave": "dave-test-pw",
+    "mallory": "mallory-test-pw",
+    "root": "root-test-pw",
+    "daemon": "daemon-test-pw",
+    "svcacct": "svcacct-test-pw",
+}
+
+
+def _host(name: str) -> Any:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Any:
+    return _host(GATEWAY)
+
+
+@pytest.fixture(scope="session")
+def node() -> Any:
+    return _host("hpcgw3-node")
+
+
+@pytest.fixture(scope="session")
+def client(node: Any) -> Callable[..., dict[str, Any]]:
+    """Run the stdlib test client on the node; returns its JSON result."""
+
+    def run(*args: str) -> dict[str, Any]:
+        cmd = node.run("python3 /usr/local/bin/gwclient.py " + " ".join(_quote(a) for a in args))
+        assert cmd.rc == 0, cmd.stderr
+        return json.loads(cmd.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"

@@ -1,0 +1,65 @@
+"""Forged identity headers never log anyone in."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from conftest import BASE, GATEWAY, PASSWORDS
+
+SPELLINGS = ["X-Remote-User", "x-remote-user", "X_Remote_User", "x_remote_user", "X-Remote_User", "X_REMOTE-USER"]
+
+
+@pytest.mark.parametrize("header", SPELLINGS)
+def test_through_apache_without_sso(node: Any, header: str) -> None:
+    out = node.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -H '{header}: bob' "
+                   f"-H 'X-Gateway-Secret: guess' {BASE}/hub/login")
+    assert out.stdout == "401"
+
+
+@pytest.mark.parametrize("header", SPELLINGS)
+def test_through_apache_with_other_credentials(client: Callable[..., dict[str, Any]], header: str) -> None:
+    # alice (allowed, not admin) claims to be bob (admin) and smuggles groups/secret
+    result = client("whoami", BASE, "alice", PASSWORDS["alice"], f"{header}=bob",
+                    "X-Remote-User-Groups=admins", "X-Gateway-Secret=guess", "X_Gateway_Secret=guess")
+    assert result.get("name") == "alice" and result.get("admin") is False, result
+
+
+@pytest.mark.parametrize("header", SPELLINGS)
+def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
+    out = node.run(f"curl -s -D - -o /dev/null -H '{header}: bob' -H 'X-Gateway-Secret: guess' "
+                   f"http://{GATEWAY}:8081/hub/login")
+    assert out.rc == 0, out.stderr
+    status = out.stdout.split()[1]
+    assert status == "403", out.stdout
+    assert "jupyterhub-session-id" not in out.stdout.lower() or "jupyterhub-hub-login" not in out.stdout.lower()
+    assert "jupyterhub-hub-login" not in out.stdout.lower(), out.stdout
+
+
+def test_hub_port_reachable_from_node(node: Any) -> None:
+    # compute nodes must reach the hub (health endpoint answers)
+    out = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081/hub/health")
+    assert out.stdout == "200"
+
+
+def test_proxy_api_requires_token(gateway: Any, node: Any) -> None:
+    out = gateway.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8001/api/routes")
+    assert out.stdout == "403"
+    out = node.run(f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8001/api/routes")
+    assert out.stdout == "000"  # not reachable from outside at all
+
+
+def test_only_apache_and_hub_listen_outside_loopback(gateway: Any) -> None:
+    hub_uid = gateway.user("jupyterhub").uid
+    outside = []
+    for line in gateway.check_output("ss -Htlnpe").splitlines():
+        addr = line.split()[3].rsplit(":", 1)[0].strip("[]")
+        if not (addr.startswith("127.") or addr == "::1"):
+            outside.append(line)
+    ports = {line.split()[3].rsplit(":", 1)[1]: line for line in outside}
+    assert set(ports) <= {"80", "443", "8081"}, outside
+    for port in ("80", "443"):
+        assert "apache2" in ports[port], outside
+    # the hub's own port (compute nodes call back there), owned by the hub account
+    assert f"uid:{hub_uid} " in ports["8081"] + " ", outside

@@ -1,0 +1,33 @@
+"""The proxy is its own service: routes survive a hub stop/restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+
+def _routes(gateway: Any) -> dict[str, Any]:
+    with gateway.sudo():
+        out = gateway.check_output(
+            "set -a; . /etc/jupyterhub/secrets/proxy.env; "
+            "curl -s -H \"Authorization: token $CONFIGPROXY_AUTH_TOKEN\" http://127.0.0.1:8001/api/routes")
+    return json.loads(out)
+
+
+def test_routes_survive_hub_restart(gateway: Any) -> None:
+    before_pid = gateway.check_output("systemctl show -p MainPID --value configurable-http-proxy")
+    assert "/" in _routes(gateway)
+    with gateway.sudo():
+        gateway.check_output("systemctl stop jupyterhub")
+        try:
+            assert "/" in _routes(gateway)  # the proxy keeps routing while the hub is down
+        finally:
+            gateway.check_output("systemctl start jupyterhub")
+    for _ in range(60):
+        if gateway.run("curl -sf -o /dev/null http://127.0.0.1:8081/hub/health").rc == 0:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("hub did not come back")
+    assert gateway.check_output("systemctl show -p MainPID --value configurable-http-proxy") == before_pid

@@ -1,0 +1,118 @@
+"""Header identity logic of the gateway authenticator (no JupyterHub imports).
+
+Installed by the hpc-gateway ``jupyterhub`` role next to
+``hpcgw_authenticator.py``; unit-tested in ``tests/unit``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import pwd
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+
+class IdentityRejected(Exception):
+    """The request carries no trustworthy identity."""
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """How the identity is read from the headers Apache sets."""
+
+    user_header: str = "X-Remote-User"
+    groups_header: str = ""
+    groups_separator: str = ";"
+    secret_header: str = "X-Gateway-Secret"
+    secret: str = ""
+    strip_realm: bool = True
+    lowercase: bool = True
+    min_uid: int = 1000
+    extra_blocked: frozenset[str] = field(default_factory=frozenset)
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def header_values(headers: Mapping[str, str] | object, name: str) -> list[str]:
+    """Values of every header whose name is ``name`` in any spelling.
+
+    ``headers`` is anything with ``items()`` yielding (name, value); tornado's
+    HTTPHeaders yields repeated headers once per value.
+    """
+    wanted = _canonical(name)
+    items = headers.items()  # type: ignore[attr-defined]
+    return [value for key, value in items if _canonical(key) == wanted]
+
+
+def spelled_exactly(headers: Mapping[str, str] | object, name: str) -> bool:
+    """True when every header matching ``name`` uses the dash spelling."""
+    wanted = _canonical(name)
+    items = headers.items()  # type: ignore[attr-defined]
+    return all("_" not in key for key, _ in items if _canonical(key) == wanted)
+
+
+def map_username(raw: str, strip_realm: bool, lowercase: bool) -> str:
+    """Map a federated identity (``Alice@EXAMPLE.ORG``) to a local name."""
+    name = raw.strip()
+    if strip_realm and "@" in name:
+        name = name.rsplit("@", 1)[0]
+    if lowercase:
+        name = name.lower()
+    return name
+
+
+def split_groups(raw: str, separator: str) -> list[str]:
+    """Group names from the attributes header, empty items dropped."""
+    return [g.strip() for g in raw.split(separator) if g.strip()] if separator else [raw.strip()]
+
+
+def system_uid(name: str, lookup: Callable[[str], int] | None = None) -> Optional[int]:
+    """UID of a local account, or None when it does not exist locally."""
+    if lookup is not None:
+        return lookup(name)
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def identity_from_headers(
+    headers: Mapping[str, str] | object,
+    policy: HeaderPolicy,
+    uid_lookup: Callable[[str], Optional[int]] | None = None,
+) -> dict[str, object]:
+    """Return ``{"name": ..., "groups": [...]}`` or raise IdentityRejected.
+
+    The identity header is trusted only when the shared secret header matches
+    (constant-time), exactly one value of each is present, and the dash
+    spelling is used (an underscore spelling means something bypassed the
+    front end's header scrubbing).
+    """
+    if not policy.secret:
+        raise IdentityRejected("no shared secret configured")
+    secrets = header_values(headers, policy.secret_header)
+    if len(secrets) != 1 or not spelled_exactly(headers, policy.secret_header):
+        raise IdentityRejected("missing or ambiguous gateway secret header")
+    if not hmac.compare_digest(secrets[0].encode(), policy.secret.encode()):
+        raise IdentityRejected("wrong gateway secret")
+    users = header_values(headers, policy.user_header)
+    if len(users) != 1 or not spelled_exactly(headers, policy.user_header):
+        raise IdentityRejected("missing or ambiguous identity header")
+    name = map_username(users[0], policy.strip_realm, policy.lowercase)
+    if not name:
+        raise IdentityRejected("empty identity")
+    if name in policy.extra_blocked:
+        raise IdentityRejected("blocked account")
+    uid = uid_lookup(name) if uid_lookup is not None else system_uid(name)
+    if uid is not None and uid < policy.min_uid:
+        raise IdentityRejected("system account")
+    groups: list[str] = []
+    if policy.groups_header:
+        values = header_values(headers, policy.groups_header)
+        if len(values) > 1 or not spelled_exactly(headers, policy.groups_header):
+            raise IdentityRejected("ambiguous groups header")
+        if values:
+            groups = split_groups(values[0], policy.groups_separator)
+    return {"name": name, "groups": groups}

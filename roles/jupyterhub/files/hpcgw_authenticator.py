@@ -1,0 +1,89 @@
+"""JupyterHub authenticator for the hpc-gateway front end.
+
+Subclasses jhub_remote_user_authenticator's RemoteUserAuthenticator but routes
+the login through JupyterHub's normal ``login_user`` path, so
+normalize_username, username_pattern, allowed_users/allowed_groups,
+blocked_users and admin handling are all enforced (upstream 0.1.0 calls
+``user_from_username`` directly and skips them). The identity header is
+trusted only together with the shared secret header Apache adds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from jhub_remote_user_authenticator.remote_user_auth import RemoteUserAuthenticator
+from jupyterhub.handlers import BaseHandler
+from tornado import web
+from traitlets import Bool, Int, Set, Unicode
+
+from hpcgw_auth_core import HeaderPolicy, IdentityRejected, identity_from_headers
+
+
+class GatewayLoginHandler(BaseHandler):  # type: ignore[misc]
+    """/hub/login: log in from the front end's headers via login_user."""
+
+    async def get(self) -> None:
+        user = await self.login_user(None)
+        if user is None:
+            raise web.HTTPError(403, "Login refused")
+        self.redirect(self.get_next_url(user))
+
+
+class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[misc]
+    """Header authenticator guarded by a shared secret."""
+
+    header_name = Unicode("X-Remote-User", config=True, help="Identity header (dash-separated).")
+    groups_header = Unicode("", config=True, help="Groups/attributes header; empty = unused.")
+    groups_separator = Unicode(";", config=True, help="Separator of the groups header.")
+    secret_header = Unicode("X-Gateway-Secret", config=True, help="Header carrying the shared secret.")
+    secret_file = Unicode("", config=True, help="File holding the shared secret.")
+    strip_realm = Bool(True, config=True, help="Strip @realm from the identity.")
+    lowercase = Bool(True, config=True, help="Lowercase the identity.")
+    min_uid = Int(1000, config=True, help="Refuse local accounts below this uid.")
+    allowed_groups = Set(Unicode(), config=True, help="Groups (from the groups header) allowed in.")
+    admin_groups = Set(Unicode(), config=True, help="Groups (from the groups header) made admin.")
+
+    def _policy(self) -> HeaderPolicy:
+        secret = ""
+        if self.secret_file:
+            with open(self.secret_file, encoding="utf-8") as handle:
+                secret = handle.read().strip()
+        return HeaderPolicy(
+            user_header=self.header_name,
+            groups_header=self.groups_header,
+            groups_separator=self.groups_separator,
+            secret_header=self.secret_header,
+            secret=secret,
+            strip_realm=self.strip_realm,
+            lowercase=self.lowercase,
+            min_uid=self.min_uid,
+            extra_blocked=frozenset(self.blocked_users),
+        )
+
+    def get_handlers(self, app: Any) -> list[tuple[str, type]]:
+        return [(r"/login", GatewayLoginHandler)]
+
+    async def authenticate(self, handler: Any, data: Any = None) -> Optional[dict[str, Any]]:
+        headers = handler.request.headers
+        try:
+            ident = identity_from_headers(headers, self._policy())
+        except IdentityRejected as exc:
+            self.log.warning("Header login refused from %s: %s", handler.request.remote_ip, exc)
+            return None
+        finally:
+            # JupyterHub logs all request headers of failed requests; make
+            # sure the shared secret can never end up there.
+            for name in [key for key in headers if key.lower().replace("_", "-") == self.secret_header.lower()]:
+                del headers[name]
+        groups = list(ident["groups"])  # type: ignore[call-overload]
+        result: dict[str, Any] = {"name": ident["name"], "groups": groups}
+        if self.admin_groups and set(groups) & self.admin_groups:
+            result["admin"] = True
+        return result
+
+    def check_allowed(self, username: str, authentication: Optional[dict[str, Any]] = None) -> bool:
+        if super().check_allowed(username, authentication):
+            return True
+        groups = set((authentication or {}).get("groups") or [])
+        return bool(self.allowed_groups and groups & self.allowed_groups)
