@@ -16,8 +16,9 @@ VALIDATE = ROOT / "playbooks" / "validate.yml"
 
 def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     base = dict(all_vars, munge_key_source_host="slurm_controller-host")
+    front = load_vars("inventories/test/group_vars/gateway/front.yml")
     return {
-        "gateway": dict(base),
+        "gateway": dict(base, **front),
         "slurm_controller": {**base, "slurm_server_daemon": "slurmctld", **(ctl or {})},
         "slurm_compute": dict(base, slurm_server_daemon="slurmd"),
     }

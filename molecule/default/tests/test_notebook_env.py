@@ -18,7 +18,7 @@ PREFIX = "/opt/hpcgw/notebook"
 @pytest.mark.parametrize("name", COMPUTE)
 def test_singleuser_commands_match_the_pinned_hub(node: Callable[[str], Host], name: str) -> None:
     host = node(name)
-    assert host.check_output(f"{PREFIX}/bin/jupyterhub-singleuser --version").strip() == "5.5.4"
+    assert host.check_output(f"{PREFIX}/bin/jupyterhub-singleuser --version").strip() == "6.1.1"
     assert host.file(f"{PREFIX}/bin/batchspawner-singleuser").is_file
     assert host.file(f"{PREFIX}/bin/batchspawner-singleuser").mode & 0o111
 

@@ -104,17 +104,27 @@ class GatewaySpawner(ProfilesSpawner):
         self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
 
     def construct_child(self) -> Any:
-        if self.child_spawner is None:
+        # Only a start chooses a class from user_options, checked here. When
+        # JupyterHub loads a user's (empty or saved) state, WrapSpawner builds
+        # a child too: an idle placeholder, or the saved server's class set by
+        # load_child_class. ProfilesSpawner.construct_child is skipped: its
+        # select_profile falls back to a default for unknown keys.
+        if self.child_spawner is None and self._starting:
             self._select()
-        # Skip ProfilesSpawner.construct_child: its select_profile would fall
-        # back to a default for unknown keys.
         return super(ProfilesSpawner, self).construct_child()
+
+    _starting = False
 
     def start(self) -> Any:
         # A new start always re-checks the options (REST API included).
         self.child_spawner = None
         self.child_state = {}
-        return super().start()
+        self._starting = True
+        try:
+            self.construct_child()
+        finally:
+            self._starting = False
+        return self.child_spawner.start()
 
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Test client of the hpc-gateway front end (stdlib only, runs on the node).
+
+Talks only to the gateway container named on the command line. Commands:
+
+  whoami BASE USER PASSWORD [HEADER=VALUE ...]
+      log in through Apache (basic SSO) and print the hub's idea of the user
+  e2e BASE USER PASSWORD
+      log in, start the local profile, run code in a kernel over the
+      websocket through Apache, stop the server
+  tls HOST VERSION            (VERSION: 1.0, 1.1, 1.2, 1.3)
+      try a TLS handshake with exactly that protocol version
+
+Each prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any, Optional
+
+INSECURE = ssl.create_default_context()
+INSECURE.check_hostname = False
+INSECURE.verify_mode = ssl.CERT_NONE  # self-signed test certificate
+
+
+class Browser:
+    """Cookie-keeping HTTPS client that sends Basic credentials everywhere."""
+
+    def __init__(self, base: str, user: str, password: str, extra: Optional[dict[str, str]] = None) -> None:
+        self.base = base.rstrip("/")
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.extra = extra or {}
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=INSECURE),
+            urllib.request.HTTPCookieProcessor(self.jar),
+        )
+
+    def cookie(self, name: str, path_prefix: str = "") -> str:
+        found = [c for c in self.jar if c.name == name and c.path.startswith(path_prefix)]
+        found.sort(key=lambda c: len(c.path), reverse=True)
+        return found[0].value if found and found[0].value else ""
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Optional[dict[str, str]] = None) -> tuple[int, str, str]:
+        url = path if path.startswith("http") else self.base + path
+        req = urllib.request.Request(url, data=body, method=method)
+        req.add_header("Authorization", self.auth)
+        for key, value in {**self.extra, **(headers or {})}.items():
+            req.add_header(key, value)
+        try:
+            with self.opener.open(req, timeout=60) as resp:
+                return resp.status, resp.geturl(), resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as err:
+            return err.code, err.geturl(), err.read().decode(errors="replace")
+
+    def api(self, method: str, path: str, payload: Any = None, xsrf_path: str = "") -> tuple[int, Any]:
+        token = self.cookie("_xsrf", xsrf_path)
+        headers = {"X-XSRFToken": token, "Referer": self.base + "/"} if token else {"Referer": self.base + "/"}
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        status, _, text = self.request(method, path, body, headers)
+        try:
+            return status, json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return status, text[:300]
+
+
+def prefix_of(base: str) -> str:
+    return urllib.parse.urlsplit(base).path.rstrip("/")
+
+
+def login(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    status, url, _ = browser.request("GET", f"{pre}/hub/login?next={urllib.parse.quote(pre + '/hub/home')}")
+    out: dict[str, Any] = {"login_status": status, "login_url": url}
+    # the page rendering sets the hub's _xsrf cookie
+    browser.request("GET", f"{pre}/hub/home")
+    status, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
+    out["api_status"] = status
+    out["hub_cookies_secure"] = all(c.secure for c in browser.jar if c.name.startswith("jupyterhub"))
+    if status == 200 and isinstance(user, dict):
+        out.update(name=user.get("name"), admin=user.get("admin"), groups=user.get("groups"))
+    return out
+
+
+def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
+    mask = os.urandom(4)
+    head = bytes([0x80 | opcode])
+    size = len(payload)
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def recv_exact(sock: ssl.SSLSocket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("websocket closed")
+        data += chunk
+    return data
+
+
+def ws_recv(sock: ssl.SSLSocket) -> tuple[int, bytes]:
+    first, second = recv_exact(sock, 2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", recv_exact(sock, 2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", recv_exact(sock, 8))[0]
+    return first & 0x0F, recv_exact(sock, size)
+
+
+def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
+    """Open the kernel's channels websocket through Apache and execute code."""
+    parts = urllib.parse.urlsplit(browser.base)
+    host = parts.hostname or ""
+    cookie_req = urllib.request.Request(browser.base + path)
+    browser.jar.add_cookie_header(cookie_req)
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: {browser.auth}\r\n"
+        f"Cookie: {cookie_req.get_header('Cookie') or ''}\r\n\r\n"
+    )
+    raw = socket.create_connection((host, parts.port or 443), timeout=60)
+    sock = INSECURE.wrap_socket(raw, server_hostname=host)
+    sock.sendall(handshake.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    status_line = response.split(b"\r\n", 1)[0].decode()
+    result: dict[str, Any] = {"ws_status": status_line}
+    if " 101 " not in status_line + " ":
+        return result
+    msg_id = uuid.uuid4().hex
+    message = {
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+    }
+    sock.sendall(ws_frame(json.dumps(message).encode()))
+    stdout, reply = "", None
+    deadline = time.time() + 60
+    while time.time() < deadline and reply is None:
+        opcode, payload = ws_recv(sock)
+        if opcode == 9:
+            sock.sendall(ws_frame(payload, opcode=10))
+            continue
+        if opcode != 1:
+            continue
+        msg = json.loads(payload)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg.get("msg_type") == "stream":
+            stdout += msg["content"].get("text", "")
+        elif msg.get("msg_type") == "execute_reply":
+            reply = msg["content"].get("status")
+    sock.sendall(ws_frame(b"\x03\xe8", opcode=8))
+    sock.close()
+    result.update(stdout=stdout, reply=reply)
+    return result
+
+
+def e2e(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    name = out.get("name")
+    if not name:
+        return out
+    status, _, page = browser.request("GET", f"{pre}/hub/spawn")
+    # the hub puts its XSRF token into the form's action URL
+    action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
+    target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
+    status, url, _ = browser.request(
+        "POST", target, urllib.parse.urlencode({"profile": "local"}).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
+    )
+    out["spawn_status"] = status
+    ready = False
+    for _ in range(90):
+        _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
+        server = (user or {}).get("servers", {}).get("", {}) if isinstance(user, dict) else {}
+        if server.get("ready"):
+            ready = True
+            break
+        time.sleep(1)
+    out["ready"] = ready
+    if not ready:
+        return out
+    # OAuth into the single-user server like a browser does (a page, not an
+    # API URL: only pages redirect to the hub; a missing file is fine)
+    status, url, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    out["oauth_status"] = status
+    upath = f"{pre}/user/{name}"
+    status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
+    out["kernel_status"] = status
+    if status in (200, 201) and isinstance(kernel, dict):
+        kid = kernel["id"]
+        xsrf = browser.cookie("_xsrf", upath)
+        query = urllib.parse.urlencode({"session_id": uuid.uuid4().hex, **({"_xsrf": xsrf} if xsrf else {})})
+        out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kid}/channels?{query}",
+                                 "import os, pwd\nprint(6 * 7, pwd.getpwuid(os.getuid()).pw_name)"))
+        out["kernel_delete"] = browser.api("DELETE", f"{upath}/api/kernels/{kid}", xsrf_path=upath)[0]
+    else:
+        out["kernel_body"] = kernel
+    status, _ = browser.api("DELETE", f"{pre}/hub/api/users/{name}/server", xsrf_path=f"{pre}/hub")
+    out["stop_status"] = status
+    stopped = False
+    for _ in range(60):
+        _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
+        if isinstance(user, dict) and not user.get("servers"):
+            stopped = True
+            break
+        time.sleep(1)
+    out["stopped"] = stopped
+    return out
+
+
+def tls(host: str, version: str) -> dict[str, Any]:
+    versions = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+                "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("ALL:@SECLEVEL=0")  # let the client offer old protocols
+    ctx.minimum_version = ctx.maximum_version = versions[version]
+    try:
+        with socket.create_connection((host, 443), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as sock:
+                return {"handshake": True, "version": sock.version()}
+    except (ssl.SSLError, OSError) as err:
+        return {"handshake": False, "error": str(err)[:200]}
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1]
+    if command == "tls":
+        result = tls(argv[2], argv[3])
+    else:
+        extra = dict(arg.split("=", 1) for arg in argv[5:])
+        browser = Browser(argv[2], argv[3], argv[4], extra)
+        result = login(browser) if command == "whoami" else e2e(browser)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

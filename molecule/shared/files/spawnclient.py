@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Spawn-form and API client for the SLURM tests (stdlib + gwclient).
+
+Talks only to the gateway container named in BASE. Commands (one JSON
+object on stdout each):
+
+  start BASE USER PASSWORD FORM_JSON   post the spawn form, wait until ready or refused
+  run BASE USER PASSWORD CODE          run CODE in a new kernel over the websocket
+  stop BASE USER PASSWORD              stop the user's server and wait
+  api BASE USER PASSWORD OPTIONS_JSON  start through the REST API with these options
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import urllib.parse
+import uuid
+from typing import Any
+
+from gwclient import Browser, login, prefix_of, run_in_kernel
+
+
+def _server(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
+    if not isinstance(user, dict):
+        return {}
+    return user.get("servers", {}).get("", {}) or {}
+
+
+def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    _, _, page = browser.request("GET", f"{pre}/hub/spawn")
+    action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
+    target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
+    status, url, body = browser.request(
+        "POST", target, urllib.parse.urlencode(form).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
+    )
+    out.update(spawn_status=status, spawn_url=url)
+    refused = re.search(r"Request refused: ([^<]*)", body)
+    if refused:
+        out["refused"] = refused.group(1).strip()
+    started = time.monotonic()
+    for _ in range(240):
+        server = _server(browser)
+        if server.get("ready") or (not server and time.monotonic() - started > 5):
+            break
+        time.sleep(1)
+    server = _server(browser)
+    out.update(ready=bool(server.get("ready")), server=server, seconds=round(time.monotonic() - started, 1))
+    return out
+
+
+def run(browser: Browser, code: str) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    name = out.get("name")
+    browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    upath = f"{pre}/user/{name}"
+    status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
+    out["kernel_status"] = status
+    if status in (200, 201) and isinstance(kernel, dict):
+        kid = kernel["id"]
+        xsrf = browser.cookie("_xsrf", upath)
+        query = urllib.parse.urlencode({"session_id": uuid.uuid4().hex, **({"_xsrf": xsrf} if xsrf else {})})
+        out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kid}/channels?{query}", code))
+        browser.api("DELETE", f"{upath}/api/kernels/{kid}", xsrf_path=upath)
+    return out
+
+
+def stop(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    status, _ = browser.api("DELETE", f"{pre}/hub/api/users/{out.get('name')}/server", xsrf_path=f"{pre}/hub")
+    out["stop_status"] = status
+    for _ in range(90):
+        if not _server(browser):
+            break
+        time.sleep(1)
+    out["stopped"] = not _server(browser)
+    return out
+
+
+def api(browser: Browser, options: Any) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    browser.request("GET", f"{pre}/hub/home")
+    status, body = browser.api("POST", f"{pre}/hub/api/users/{out.get('name')}/server", options,
+                               xsrf_path=f"{pre}/hub")
+    out.update(api_status=status, api_body=body)
+    for _ in range(10):
+        server = _server(browser)
+        if not server or server.get("ready"):
+            break
+        time.sleep(1)
+    out["server"] = _server(browser)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    command, base, user, password = argv[1:5]
+    browser = Browser(base, user, password)
+    if command == "start":
+        result = start(browser, json.loads(argv[5]))
+    elif command == "run":
+        result = run(browser, argv[5])
+    elif command == "stop":
+        result = stop(browser)
+    elif command == "api":
+        result = api(browser, json.loads(argv[5]))
+    else:
+        raise SystemExit(f"unknown command {command}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
