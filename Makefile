@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIO ?= default
 # Scenarios `make molecule` (and so `make test`) runs, in order.
-SCENARIOS ?= default
+SCENARIOS ?= default frontend
 # Image the containers run; empty = build/reuse the local Debian image.
 HPCGW_BASE_IMAGE ?=
 export HPCGW_BASE_IMAGE
