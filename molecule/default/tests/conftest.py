@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable
 
 import pytest
@@ -40,3 +41,13 @@ def gateway(node: Callable[[str], Host]) -> Host:
 @pytest.fixture(scope="session")
 def controller(node: Callable[[str], Host]) -> Host:
     return node(CONTROLLER)
+
+
+def wait_for_content(host: Host, path: str, seconds: int = 60) -> str:
+    """Stripped content of a file a batch job writes, once it is non-empty."""
+    for _ in range(seconds):
+        f = host.file(path)
+        if f.exists and f.content_string.strip():
+            return f.content_string.strip()
+        time.sleep(1)
+    return ""

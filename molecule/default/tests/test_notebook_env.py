@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Callable
 
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE
+from conftest import COMPUTE, wait_for_content
 
 PREFIX = "/opt/hpcgw/notebook"
 
@@ -39,13 +38,7 @@ def test_environment_runs_in_a_batch_job(gateway: Host) -> None:
         f"-o {out_file} --wrap '{PREFIX}/bin/python -c \"{code}\"'"
     ).strip()
     assert job_id.isdigit()
-    content = ""
-    for _ in range(60):
-        f = gateway.file(out_file)
-        if f.exists and f.content_string.strip():
-            content = f.content_string.strip()
-            break
-        time.sleep(1)
+    content = wait_for_content(gateway, out_file)
     host, version = content.split()
     assert host in COMPUTE
     assert version == "4.6.6"

@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, CONTROLLER, GATEWAY
+from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content
 
 
 def test_every_compute_node_is_idle(gateway: Host) -> None:
@@ -83,13 +83,7 @@ def test_job_from_gateway_runs_on_a_compute_node_as_the_user(gateway: Host) -> N
         f"--wrap 'echo $(hostname -s) $(id -un) $SLURM_JOB_ID > {out_file}'"
     ).strip()
     assert job_id.isdigit()
-    content = ""
-    for _ in range(60):
-        f = gateway.file(out_file)
-        if f.exists and f.content_string.strip():
-            content = f.content_string.strip()
-            break
-        time.sleep(1)
+    content = wait_for_content(gateway, out_file)
     host, user, seen_id = content.split()
     assert host in COMPUTE
     assert user == "alice"
