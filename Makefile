@@ -16,7 +16,7 @@ HPCGW_BASE_IMAGE ?=
 export HPCGW_BASE_IMAGE
 
 .PHONY: help toolchain engine image lint unit syntax test test-quick molecule \
-        molecule-converge molecule-verify molecule-destroy demo demo-down clean
+        molecule-converge molecule-verify molecule-destroy demo demo-down demo-status bench-spawn clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 22
@@ -65,8 +65,17 @@ molecule-destroy: toolchain  ## remove a scenario's containers, networks and vol
 
 test: test-quick molecule  ## THE test command: lint + unit + full Molecule; non-zero on any failure
 
-demo:  ## bring up the embedded demo (issue 5)
-	@echo "make demo: not yet - the embedded demo lands with issue 5; 'make test' is complete." >&2
-	@exit 1
+demo:  ## THE demo: dockerized SLURM cluster + gateway on https://localhost:$${HPCGW_DEMO_PORT:-8443}/ (re-run: changes nothing)
+	$(PYTHON) tools/demo.py up
+
+demo-down:  ## remove everything the demo created (containers, networks, volumes; images stay)
+	$(PYTHON) tools/demo.py down
+
+demo-status:  ## does the demo answer?
+	$(PYTHON) tools/demo.py status
+
+bench-spawn:  ## spawn benchmark against the running demo: click-to-ready median of ROUNDS (default 5) preset spawns
+	docker exec hpcgw-ctl python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw alice alice-test-pw \
+	  $${ROUNDS:-5} '{"profile": "debug-1c"}'
 
 clean: molecule-destroy  ## remove test leftovers (containers, networks, volumes); keeps images

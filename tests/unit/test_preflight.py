@@ -16,7 +16,7 @@ VALIDATE = ROOT / "playbooks" / "validate.yml"
 
 def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     base = dict(all_vars, munge_key_source_host="slurm_controller-host")
-    front = load_vars("inventories/test/group_vars/gateway/front.yml")
+    front = load_vars("inventories/demo/group_vars/gateway/front.yml")
     return {
         "gateway": dict(base, **front),
         "slurm_controller": {**base, "slurm_server_daemon": "slurmctld", **(ctl or {})},
@@ -26,7 +26,7 @@ def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict
 
 @pytest.fixture()
 def good() -> dict[str, Any]:
-    return load_vars("inventories/test/group_vars/all/slurm.yml")
+    return load_vars("inventories/demo/group_vars/all/slurm.yml")
 
 
 def test_the_test_inventory_passes(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -123,3 +123,43 @@ def test_good_spawn_profiles_pass(tmp_path: Path, good: dict[str, Any]) -> None:
                              spawn_profiles_presets=[{"key": "dbg", "cluster": "testcluster", "queue": "debug"}])
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _example_gateway(tmp_path: Path) -> dict[str, Any]:
+    """The example inventory's gateway variables, with a stand-in munge key."""
+    gateway = load_vars("inventories/example/group_vars/gateway/slurm.yml",
+                        "inventories/example/group_vars/gateway/front.yml",
+                        "inventories/example/group_vars/gateway/spawn_profiles.yml")
+    key = tmp_path / "munge.key"
+    key.write_bytes(b"k" * 64)
+    gateway["munge_key_file"] = str(key)
+    return gateway
+
+
+def test_the_example_inventory_passes(tmp_path: Path) -> None:
+    result = run_playbook(VALIDATE, tmp_path, {"gateway": _example_gateway(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
+    gateway = _example_gateway(tmp_path)
+    gateway["ssh_submit_known_hosts"] = []
+    result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
+    assert result.returncode != 0
+    assert ("ssh_submit_login_hosts: login.other.example.edu is neither in the inventory group login_nodes"
+            in " ".join(result.stdout.split())), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"ssh_submit_known_hosts": ["login.other.example.edu ssh-ed25519"]}, "is not a known_hosts line"),
+        ({"ssh_submit_env": ["JUPYTERHUB_*", "PATH; rm"]}, "ssh_submit_env: 'PATH; rm'"),
+        ({"jupyterhub_sudo_ssh_hosts": ["login ALL"]}, "jupyterhub_sudo_ssh_hosts: 'login ALL' is not a host name"),
+    ],
+)
+def test_wrong_ssh_submit_settings_stop_the_play(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
+    gateway = dict(_example_gateway(tmp_path), **change)
+    result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout

@@ -11,7 +11,7 @@ GOLDEN = Path(__file__).parent / "golden" / "slurm.conf"
 
 def test_slurm_conf_matches_golden(tmp_path: Path) -> None:
     dest = tmp_path / "slurm.conf"
-    host_vars = load_vars("inventories/test/group_vars/all/slurm.yml")
+    host_vars = load_vars("inventories/demo/group_vars/all/slurm.yml")
     # Extra vars: inventory data must win over the role defaults the
     # playbook loads with vars_files, as it does over role defaults in a play.
     result = run_playbook(Path(__file__).parent / "playbooks" / "render_slurm_conf.yml", tmp_path,

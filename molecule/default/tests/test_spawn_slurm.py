@@ -123,3 +123,87 @@ def test_abusive_api_options_are_refused(client: Callable[..., dict[str, Any]], 
     assert result.get("server") == {}, result
     assert _jobs(gateway, "bob") == []
     assert _completed_jobs(controller, "bob") == before
+
+
+def _wait_no_jobs(gateway: Host, user: str, seconds: int = 30) -> list[list[str]]:
+    for _ in range(seconds):
+        jobs = _jobs(gateway, user)
+        if not jobs:
+            return jobs
+        time.sleep(1)
+    return _jobs(gateway, user)
+
+
+def test_form_lists_every_cluster_queue_and_preset_in_order(client: Callable[..., dict[str, Any]]) -> None:
+    values = [value for value, _ in client("form", "alice")["choices"]]
+    wanted = ["debug-1c", "login-debug", "testcluster/debug", "testcluster/batch", "vialogin/debug"]
+    assert [v for v in values if v in wanted] == wanted, values
+
+
+def test_second_queue_added_by_vars_runs_a_sized_job(
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host
+) -> None:
+    started = client("start", "alice", json.dumps(
+        {"profile": "custom", "cluster_queue": "testcluster/batch", "cores": "2", "walltime_min": "45"}))
+    assert started.get("ready") is True, started
+    (job_id, state, _, partition), = _jobs(gateway, "alice")
+    assert (state, partition) == ("RUNNING", "batch")
+    job = controller.check_output(f"scontrol show job {job_id}")
+    assert "NumCPUs=2" in job and "TimeLimit=00:45:00" in job, job
+    ran = client("run", "alice", "import os\nprint(os.environ['HPCGW_QUEUE_MARKER'], os.cpu_count() > 0)")
+    assert ran.get("stdout", "").split() == ["batch", "True"], ran
+    assert client("stop", "alice").get("stopped") is True
+    assert _wait_no_jobs(gateway, "alice") == []
+
+
+def test_ssh_cluster_submits_through_the_login_node(
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host
+) -> None:
+    started = client("start", "alice", json.dumps({"profile": "login-debug"}))
+    assert started.get("ready") is True, started
+    (job_id, state, job_node, _), = _jobs(gateway, "alice")
+    assert state == "RUNNING" and job_node in COMPUTE
+    job = controller.check_output(f"scontrol show job {job_id}")
+    # sbatch ran on the login node (the controller), not on the gateway.
+    assert "AllocNode:Sid=hpcgw-ctl:" in job, job
+    ran = client("run", "alice", "import os, socket\nprint(socket.gethostname(), os.environ['HPCGW_JOB_MARKER'])")
+    assert ran.get("stdout", "").split() == [job_node, "via-login-node"], ran
+    script = controller.check_output(f"scontrol write batch_script {job_id} -")
+    assert "JUPYTERHUB_API_TOKEN" not in script and "#SBATCH --no-requeue" in script
+    # The hub logged the quoted remote commands; scancel also went over SSH.
+    assert client("stop", "alice").get("stopped") is True
+    assert _wait_no_jobs(gateway, "alice") == []
+    auth = controller.check_output("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted hostbased for alice' || true")
+    assert int(auth.strip() or 0) >= 3, auth  # submit, query(s), cancel
+
+
+def test_forged_callback_bodies_are_refused(
+    client: Callable[..., dict[str, Any]], gateway: Host, node: Callable[[str], Host]
+) -> None:
+    """batchspawner's callback takes only {"port": int}; a job's token cannot set anything else."""
+    started = client("start", "alice", json.dumps({"profile": "debug-1c"}))
+    assert started.get("ready") is True, started
+    (_, _, job_node, _), = _jobs(gateway, "alice")
+    compute = node(job_node)
+    token = compute.check_output(
+        "for p in $(pgrep -u alice -f jupyterhub-singleuser); do "
+        "tr '\\0' '\\n' < /proc/$p/environ | sed -n 's/^JUPYTERHUB_API_TOKEN=//p'; done | head -1").strip()
+    assert len(token) >= 16
+
+    def post(body: str) -> str:
+        return compute.check_output(
+            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
+            f"-H 'Authorization: token {token}' --data-binary {_quote(body)} "
+            "http://hpcgw-gw:8081/hub/api/batchspawner")
+
+    for body in ('{"port": 1234, "ip": "10.9.9.9"}', '{"port": "1234"}', '{"port": 70000}',
+                 '{"port": true}', '{"ip": "10.9.9.9"}', '[1234]', '{"port": 1234, "server": {"url": "x"}}'):
+        assert post(body) == "400", body
+    assert compute.check_output(
+        "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"port\": 1234}' "
+        "http://hpcgw-gw:8081/hub/api/batchspawner") == "403"  # no token
+    # The server still answers where it really listens: nothing was changed.
+    ran = client("run", "alice", "import socket\nprint(socket.gethostname())")
+    assert ran.get("stdout", "").split() == [job_node], ran
+    assert client("stop", "alice").get("stopped") is True
+    assert _wait_no_jobs(gateway, "alice") == []

@@ -16,6 +16,7 @@ a job's token posts. Here:
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ SCHEDULER_CLASSES = {
     "condor": "batchspawner.CondorSpawner",
 }
 CALLBACK_ROUTE = r"/api/batchspawner"
+# Scheduler commands that run through the login node's shell when a cluster
+# is reached over SSH: each is passed to ssh as one quoted argument.
+REMOTE_COMMANDS = ("batch_submit_cmd", "batch_query_cmd", "batch_cancel_cmd")
+
+
+def quoted_for_ssh(child_class: type, config: dict[str, Any]) -> dict[str, str]:
+    """The scheduler commands of ``child_class`` (or ``config``) quoted for
+    ``ssh host '<command>'``, so the login node's shell sees them intact."""
+    return {name: shlex.quote(str(config.get(name) or getattr(child_class, name).default_value))
+            for name in REMOTE_COMMANDS}
 
 
 class GatewaySpawner(ProfilesSpawner):
@@ -100,6 +111,8 @@ class GatewaySpawner(ProfilesSpawner):
         self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
         config: dict[str, Any] = dict(cluster_raw.get("spawner", {}))
         config.update(batchspawner_traits(catalog, choice))
+        if cluster.submit == "ssh":
+            config.update(quoted_for_ssh(self.child_class, config))
         self.child_config = config
         self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
 

@@ -1,0 +1,103 @@
+"""Issue 5: a real browser (headless Chromium in hpcgw-browser) logs in through
+Apache, picks a preset in the spawn form, watches the progress page, runs a
+cell in JupyterLab on a compute node and stops the server from the hub's home
+page; afterwards the user has no SLURM job left. Screenshots land in
+<project>/artifacts/browser/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from testinfra.host import Host
+
+from conftest import COMPUTE
+
+BROWSER = "hpcgw-browser"
+BASE = "https://hpcgw-gw"
+USER, PASSWORD = "bob", "bob-test-pw"
+PRESET = "debug-1c"
+# Not under /tmp: that is a tmpfs, which `docker cp` cannot read.
+REMOTE_SHOTS = "/var/tmp/hpcgw-browser-check"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts" / "browser"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def browser(node: Callable[[str], Host]) -> Host:
+    return node(BROWSER)
+
+
+def _jobs(controller: Host, user: str) -> list[str]:
+    out = controller.check_output(f"squeue -h -u {user} -o '%i %T %N'")
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def _jobs_after(controller: Host, user: str, seconds: int = 30) -> list[str]:
+    for _ in range(seconds):
+        jobs = _jobs(controller, user)
+        if not jobs:
+            return jobs
+        time.sleep(1)
+    return _jobs(controller, user)
+
+
+@pytest.fixture
+def clean_user(controller: Host) -> Iterator[None]:
+    """bob starts without a job and is left without one, even when the check fails midway."""
+    assert _jobs(controller, USER) == [], f"{USER} already has a SLURM job before the browser test"
+    yield
+    if _jobs(controller, USER):
+        controller.run(f"python3 /usr/local/bin/spawnclient.py stop {BASE} {USER} {PASSWORD}")
+
+
+def _browser_check(browser: Host) -> tuple[Any, dict[str, Any]]:
+    browser.run_expect([0], f"rm -rf {REMOTE_SHOTS}")
+    cmd = browser.run(
+        "python3 /usr/local/bin/browser_check.py "
+        f"--url {BASE} --user {USER} --password {PASSWORD} --preset {PRESET} "
+        f"--screenshots {REMOTE_SHOTS} --timeout 240 --expect-hosts {','.join(COMPUTE)}"
+    )
+    lines = cmd.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        result = {}
+    return cmd, result
+
+
+def _copy_screenshots() -> list[Path]:
+    """docker cp the container's screenshot folder into artifacts/browser/ (replacing old ones)."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["docker", "cp", f"{BROWSER}:{REMOTE_SHOTS}", str(ARTIFACTS)],
+                   check=True, capture_output=True, text=True)
+    return sorted(ARTIFACTS.glob("*.png"))
+
+
+def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
+    browser: Host, controller: Host, clean_user: None
+) -> None:
+    started = time.monotonic()
+    cmd, result = _browser_check(browser)
+    shots = _copy_screenshots()
+    print(json.dumps(result, sort_keys=True), f"test {time.monotonic() - started:.1f}s", sep="\n")
+
+    assert cmd.rc == 0 and result.get("ok") is True, f"browser check failed: {cmd.stderr.strip()} {result}"
+    assert result["hostname"] in COMPUTE, result
+    assert result["progress_page_seen"] is True, result
+    assert 0 < result["submit_to_lab_s"] < 240, result
+
+    names = {p.name for p in shots}
+    assert {"spawn-form.png", "notebook.png"} <= names, names
+    for shot in shots:
+        data = shot.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, f"{shot} is not a real screenshot"
+
+    assert _jobs_after(controller, USER) == [], "the stopped server left a SLURM job behind"
+    assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""

@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""Browser check of the gateway: headless Chromium driven by Selenium.
+
+Runs inside the test-only browser container with Debian's python3,
+python3-selenium, chromium and chromium-driver (nothing downloaded).
+Talks only to the gateway named by --url. Steps, in order:
+
+  login      basic SSO of Apache (credentials in the first navigation only)
+  form       open the spawn form, screenshot it
+  choose     pick the preset in the profile select
+  submit     post the form (the timer starts)
+  progress   the progress page, until it hands over to JupyterLab
+  lab        JupyterLab's shell and launcher are up (the timer stops)
+  notebook   a new notebook with the Python 3 kernel, from the launcher
+  kernel     the kernel is idle
+  run        type and run a cell that prints the host name, read the output
+  hostname   the output names an expected compute node
+  stop       "Stop My Server" on the hub home page, until the hub shows it stopped
+
+Prints one JSON line on stdout. On failure: exit status 1, the failing step
+on stderr and in the JSON line, a screenshot and the page source
+(failure-<step>.png/.html) in --screenshots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TypeVar
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CODE = "import socket; print(socket.gethostname())"
+T = TypeVar("T")
+
+# JupyterLab 4 and JupyterHub page elements, checked against the real pages.
+SPAWN_FORM = (By.ID, "spawn_form")
+SPAWN_SUBMIT = (By.CSS_SELECTOR, "#spawn_form [type=submit]")
+PROFILE_SELECT = (By.ID, "hpcgw-profile")
+LAB_SHELL = (By.ID, "jp-main-dock-panel")
+LAUNCHER_CARD = (By.CSS_SELECTOR, ".jp-Launcher .jp-LauncherCard[data-category='Notebook']")
+NOTEBOOK = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+CELL_EDITOR = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content")
+CELL_OUTPUT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-OutputArea-output")
+KERNEL_STATUS = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+STOP_BUTTON = (By.ID, "stop")
+START_BUTTON = (By.ID, "start")
+
+
+class StepFailed(Exception):
+    """A step did not reach its goal; the message says what was seen."""
+
+
+@dataclass
+class Run:
+    """State of one check: the driver, where screenshots go, what was measured."""
+
+    driver: WebDriver
+    base: str
+    user: str
+    screenshots: str
+    timeout: float
+    step: str = "start"
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def wait(self, condition: Callable[[WebDriver], T], what: str, timeout: Optional[float] = None) -> T:
+        try:
+            return WebDriverWait(self.driver, timeout or self.timeout, poll_frequency=0.25,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+        except TimeoutException as exc:
+            raise StepFailed(f"timed out after {timeout or self.timeout:.0f}s waiting for {what} "
+                             f"(page: {self.driver.current_url})") from exc
+
+    def screenshot(self, name: str) -> str:
+        path = os.path.join(self.screenshots, name)
+        if not self.driver.save_screenshot(path):
+            raise StepFailed(f"could not save the screenshot {path}")
+        self.result.setdefault("screenshots", []).append(path)
+        return path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="gateway base URL, e.g. https://hpcgw-gw")
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--preset", required=True, help="preset key in the spawn form, e.g. debug-1c")
+    parser.add_argument("--screenshots", required=True, help="directory for the PNG screenshots")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each wait")
+    parser.add_argument("--expect-hosts", default="hpcgw-c1,hpcgw-c2",
+                        help="comma-separated host names the cell may print (the compute nodes)")
+    return parser.parse_args(argv)
+
+
+def start_browser(window: str = "1400,900") -> WebDriver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={window}", "--ignore-certificate-errors", "--lang=en-US"):
+        options.add_argument(arg)
+    options.accept_insecure_certs = True  # the gateway's self-signed test certificate
+    # Leaving JupyterLab with an unsaved notebook raises a beforeunload prompt: accept it.
+    options.set_capability("unhandledPromptBehavior", "accept")
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+def path_of(driver: WebDriver) -> str:
+    return urllib.parse.urlsplit(driver.current_url).path
+
+
+def login(run: Run, password: str) -> None:
+    """Basic SSO: credentials in the first navigation; Chromium then keeps them for the realm."""
+    parts = urllib.parse.urlsplit(run.base)
+    netloc = f"{urllib.parse.quote(run.user, safe='')}:{urllib.parse.quote(password, safe='')}@{parts.netloc}"
+    run.driver.get(urllib.parse.urlunsplit((parts.scheme, netloc, "/hub/home", "", "")))
+    run.wait(lambda d: path_of(d).startswith("/hub/") and d.find_elements(By.ID, "start"),
+             "the hub home page after login")
+    shown = run.driver.execute_script("return (window.jhdata || {}).user || ''")
+    if shown != run.user:
+        raise StepFailed(f"the hub's page is for user {shown!r}, expected {run.user!r}")
+
+
+def open_form(run: Run) -> None:
+    run.driver.get(run.url("/hub/spawn"))
+    if path_of(run.driver).startswith(f"/user/{run.user}/") or "/spawn-pending/" in path_of(run.driver):
+        raise StepFailed(f"{run.user} already has a server ({run.driver.current_url}); stop it first")
+    run.wait(EC.visibility_of_element_located(PROFILE_SELECT), "the profile select of the spawn form")
+    run.wait(EC.element_to_be_clickable(SPAWN_SUBMIT), "the spawn form's submit button")
+
+
+def choose(run: Run, preset: str) -> None:
+    select = Select(run.driver.find_element(*PROFILE_SELECT))
+    values = [o.get_attribute("value") for o in select.options]
+    if preset not in values:
+        raise StepFailed(f"preset {preset!r} is not offered; options: {values}")
+    select.select_by_value(preset)
+    chosen = select.first_selected_option
+    if chosen.get_attribute("value") != preset:
+        raise StepFailed(f"the select shows {chosen.get_attribute('value')!r} after choosing {preset!r}")
+    run.result["profile_title"] = chosen.text.strip()
+
+
+def submit(run: Run) -> float:
+    run.driver.find_element(*SPAWN_SUBMIT).click()
+    return time.monotonic()
+
+
+def _spawn_state(run: Run, seen: dict[str, bool]) -> str:
+    """'lab' when JupyterLab's page is loaded; raises on a refusal or failed spawn."""
+    driver = run.driver
+    path = path_of(driver)
+    if "/hub/spawn-pending/" in path:
+        if not seen.get("progress"):
+            seen["progress"] = True
+            run.screenshot("progress.png")
+        message = driver.execute_script(
+            "var m = document.getElementById('progress-message'); return m ? m.textContent : '';") or ""
+        if "failed" in message.lower():
+            raise StepFailed(f"the progress page reports: {message.strip()}")
+        return ""
+    if path.startswith(f"/user/{run.user}/"):
+        return "lab" if driver.find_elements(*LAB_SHELL) else ""
+    if path.startswith("/hub/spawn"):
+        body = driver.execute_script("return document.body ? document.body.innerText : ''") or ""
+        if "Request refused" in body or "Spawn failed" in body:
+            raise StepFailed(f"the hub answered the form with: {body.strip()[:300]}")
+    if any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, "div.error")):
+        raise StepFailed(f"the hub shows an error page: {driver.find_element(By.TAG_NAME, 'body').text[:300]}")
+    return ""
+
+
+def watch_progress(run: Run, submitted: float) -> None:
+    seen: dict[str, bool] = {}
+    run.wait(lambda d: _spawn_state(run, seen) == "lab", "JupyterLab after the progress page")
+    run.result["progress_page_seen"] = bool(seen.get("progress"))
+    if not seen.get("progress"):
+        raise StepFailed("JupyterLab came up without the progress page ever being shown")
+    run.wait(EC.visibility_of_element_located(LAUNCHER_CARD), "the launcher's notebook cards")
+    run.result["submit_to_lab_s"] = round(time.monotonic() - submitted, 1)
+
+
+def new_notebook(run: Run) -> None:
+    cards = run.driver.find_elements(*LAUNCHER_CARD)
+    titles = [c.get_attribute("title") or c.text for c in cards]
+    python3 = [c for c, t in zip(cards, titles) if t.strip().startswith("Python 3")]
+    if not python3:
+        raise StepFailed(f"no Python 3 notebook card in the launcher; cards: {titles}")
+    python3[0].click()
+    run.wait(EC.visibility_of_element_located(CELL_EDITOR), "the new notebook's first cell")
+
+
+def wait_kernel_idle(run: Run) -> float:
+    started = time.monotonic()
+    run.wait(lambda d: any(e.get_attribute("data-status") == "idle" for e in d.find_elements(*KERNEL_STATUS)),
+             "the Python 3 kernel to be idle")
+    return round(time.monotonic() - started, 1)
+
+
+def run_cell(run: Run) -> str:
+    editor: WebElement = run.driver.find_element(*CELL_EDITOR)
+    editor.click()
+    editor.send_keys(CODE)
+    typed = run.driver.find_element(*CELL_EDITOR).text.strip()
+    if typed != CODE:
+        raise StepFailed(f"the cell holds {typed!r} after typing {CODE!r}")
+    editor.send_keys(Keys.SHIFT, Keys.ENTER)
+    output: WebElement = run.wait(
+        lambda d: next((e for e in d.find_elements(*CELL_OUTPUT) if e.text.strip()), None),
+        "the cell's output")
+    mime = output.get_attribute("data-mime-type")
+    if mime != "application/vnd.jupyter.stdout":
+        raise StepFailed(f"the cell printed no stdout but {mime}: {output.text.strip()[:300]}")
+    return output.text.strip()
+
+
+def check_hostname(run: Run, hostname: str, expected: list[str]) -> None:
+    if hostname not in expected:
+        raise StepFailed(f"the notebook ran on {hostname!r}, not on a compute node {expected}")
+
+
+def _stopped(run: Run) -> bool:
+    stop = run.driver.find_elements(*STOP_BUTTON)
+    start = run.driver.find_elements(*START_BUTTON)
+    return bool(start) and not any(s.is_displayed() for s in stop) and "Start" in start[0].text
+
+
+def stop_server(run: Run) -> float:
+    run.driver.get(run.url("/hub/home"))
+    button = run.wait(EC.element_to_be_clickable(STOP_BUTTON), "the hub's Stop My Server button")
+    started = time.monotonic()
+    button.click()
+    run.wait(lambda d: _stopped(run), "the home page to show the server stopped")
+    # The page's own state can be ahead of the hub's: reload until the hub renders it stopped.
+    deadline = time.monotonic() + run.timeout
+    while True:
+        run.driver.get(run.url("/hub/home"))
+        run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page")
+        if _stopped(run):
+            return round(time.monotonic() - started, 1)
+        if time.monotonic() > deadline:
+            raise StepFailed("the hub home page still offers Stop My Server after reloads")
+        time.sleep(2)
+
+
+def check(run: Run, args: argparse.Namespace) -> None:
+    run.step = "login"
+    login(run, args.password)
+    run.step = "form"
+    open_form(run)
+    run.screenshot("spawn-form.png")
+    run.step = "choose"
+    choose(run, args.preset)
+    run.step = "submit"
+    submitted = submit(run)
+    run.step = "progress"
+    watch_progress(run, submitted)
+    run.screenshot("lab.png")
+    run.step = "notebook"
+    new_notebook(run)
+    run.step = "kernel"
+    run.result["kernel_idle_s"] = wait_kernel_idle(run)
+    run.step = "run"
+    hostname = run_cell(run)
+    run.result["hostname"] = hostname
+    run.screenshot("notebook.png")
+    run.step = "hostname"
+    check_hostname(run, hostname, [h for h in args.expect_hosts.split(",") if h])
+    run.step = "stop"
+    run.result["stop_s"] = stop_server(run)
+    run.screenshot("stopped.png")
+
+
+def fail(run: Run, error: BaseException) -> None:
+    run.result.update(ok=False, step=run.step, error=f"{type(error).__name__}: {error}".strip())
+    try:
+        run.screenshot(f"failure-{run.step}.png")
+        with open(os.path.join(run.screenshots, f"failure-{run.step}.html"), "w", encoding="utf-8") as out:
+            out.write(run.driver.page_source)
+    except (WebDriverException, StepFailed, OSError) as exc:
+        run.result["failure_capture_error"] = str(exc)
+    print(f"browser_check: step '{run.step}' failed: {run.result['error']}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.screenshots, exist_ok=True)
+    began = time.monotonic()
+    try:
+        driver = start_browser()
+    except WebDriverException as exc:
+        print(json.dumps({"ok": False, "step": "browser", "error": str(exc).strip()}))
+        print(f"browser_check: step 'browser' failed: {exc}", file=sys.stderr)
+        return 1
+    run = Run(driver, args.url.rstrip("/"), args.user, args.screenshots, args.timeout,
+              result={"user": args.user, "preset": args.preset, "browser": driver.capabilities.get("browserVersion")})
+    try:
+        check(run, args)
+        run.result["ok"] = True
+    except (StepFailed, WebDriverException) as exc:
+        fail(run, exc)
+    finally:
+        run.result["total_s"] = round(time.monotonic() - began, 1)
+        driver.quit()
+    print(json.dumps(run.result, sort_keys=True))
+    return 0 if run.result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

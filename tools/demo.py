@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""The embedded demo: a dockerized SLURM cluster plus a gateway, one command.
+
+``demo.py up`` runs, each as a timed step with its own log under
+``.demo/logs/``: the toolchain (``make toolchain``), the Docker engine
+(``tools/docker_engine.py``), the base image (``tools/base_image.py``), the
+containers (``molecule create`` + ``prepare`` of the ``default`` scenario,
+which ``make test`` also runs), ``site.yml`` with ``inventories/demo/``, and
+a health check of the published URL. Re-running it re-applies ``site.yml``
+(it reports ``changed=0``) and recreates only what is missing.
+
+``demo.py down`` removes the containers, networks and volumes (images stay);
+``demo.py status`` says whether the demo answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+LOG_DIR = ROOT / ".demo" / "logs"
+INVENTORY = ROOT / "inventories" / "demo" / "hosts.yml"
+SCENARIO = "default"
+CONTAINERS = ("hpcgw-ctl", "hpcgw-c1", "hpcgw-c2", "hpcgw-gw", "hpcgw-browser")
+GATEWAY = "hpcgw-gw"
+DEFAULT_PORT = 8443
+RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def demo_port(environ: dict[str, str]) -> int:
+    """The host port of the demo URL (HPCGW_DEMO_PORT, default 8443)."""
+    raw = environ.get("HPCGW_DEMO_PORT", str(DEFAULT_PORT))
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise SystemExit(f"demo: HPCGW_DEMO_PORT must be a port number 1024..65535, got {raw!r}")
+    return int(raw)
+
+
+def recap_changes(output: str) -> dict[str, int]:
+    """Changed tasks per host from an ansible-playbook PLAY RECAP."""
+    return {m.group(1): int(m.group(3)) for m in RECAP_RE.finditer(output)}
+
+
+def recap_failures(output: str) -> dict[str, int]:
+    """Failed plus unreachable per host from a PLAY RECAP (0 = clean)."""
+    return {m.group(1): int(m.group(4)) + int(m.group(5)) for m in RECAP_RE.finditer(output)}
+
+
+def demo_logins(host_vars: dict[str, object]) -> list[tuple[str, str]]:
+    """(user, password) of the basic-auth demo users of the gateway."""
+    users = host_vars.get("gateway_apache_basic_users") or []
+    assert isinstance(users, list)
+    return [(str(u["name"]), str(u["password"])) for u in users if isinstance(u, dict)]
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
+
+
+@dataclass
+class Runner:
+    """Runs the steps with banners, timings and one log file per step."""
+
+    env: dict[str, str]
+    out: Callable[[str], None] = print
+    total: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    def step(self, title: str, slug: str, commands: Sequence[Sequence[str]]) -> str:
+        """Run the commands of one step; returns their stdout. Exits on failure."""
+        self.done += 1
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = LOG_DIR / f"{self.done:02d}-{slug}.log"
+        self.out(f"==> [{self.done}/{self.total}] {title}")
+        start = time.monotonic()
+        stdout_all = []
+        with log.open("w", encoding="utf-8") as handle:
+            for command in commands:
+                handle.write(f"$ {' '.join(command)}\n")
+                handle.flush()
+                result = subprocess.run(list(command), cwd=ROOT, env=self.env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+                handle.write(result.stdout)
+                stdout_all.append(result.stdout)
+                if result.returncode != 0:
+                    elapsed = time.monotonic() - start
+                    tail = "\n".join(result.stdout.rstrip().splitlines()[-15:])
+                    self.out(f"{tail}\n!!! step '{title}' FAILED after {format_seconds(elapsed)} "
+                             f"(exit {result.returncode}); full log: {log}")
+                    raise SystemExit(1)
+        elapsed = time.monotonic() - start
+        self.timings.append((title, elapsed))
+        self.out(f"    done in {format_seconds(elapsed)} (log: {log.relative_to(ROOT)})")
+        return "".join(stdout_all)
+
+
+def tool_env(port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env["HPCGW_DEMO_PORT"] = str(port)
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    return env
+
+
+def container_states() -> dict[str, str]:
+    """Status of each demo container ('' when absent)."""
+    states = {}
+    for name in CONTAINERS:
+        result = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", name],
+                                capture_output=True, text=True, check=False)
+        states[name] = result.stdout.strip() if result.returncode == 0 else ""
+    return states
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_hub(url: str, timeout: float = 120.0) -> int:
+    """GET <url>hub/health until it answers 200; returns the status."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the demo's certificate is self-signed
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}hub/health", context=context, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        if status == 200:
+            return status
+        time.sleep(2)
+    raise SystemExit(f"demo: {url}hub/health did not answer 200 within {timeout:.0f} s (last: {status})")
+
+
+def up(port: int) -> None:
+    env = tool_env(port)
+    runner = Runner(env=env, total=6)
+    python = sys.executable or "python3"
+    runner.step("Toolchain (.venv: pinned Ansible, Molecule)", "toolchain", [["make", "-s", "toolchain"]])
+    runner.step("Docker engine", "engine", [[python, "tools/docker_engine.py"]])
+    image = runner.step("Base image (Debian bookworm, built locally, cached)", "image",
+                        [[python, "tools/base_image.py"]]).strip().splitlines()[-1]
+    env["HPCGW_BASE_IMAGE"] = image
+    states = container_states()
+    commands: list[list[str]] = []
+    if any(state != "running" for state in states.values()):
+        if any(states.values()):
+            commands.append(["molecule", "destroy", "-s", SCENARIO])  # incomplete: start clean
+        if not port_is_free(port):
+            raise SystemExit(f"demo: 127.0.0.1:{port} is taken; set HPCGW_DEMO_PORT to a free port")
+    commands += [["molecule", "create", "-s", SCENARIO], ["molecule", "prepare", "-s", SCENARIO]]
+    runner.step("Cluster containers (controller, 2 compute nodes, gateway)", "cluster", commands)
+    output = runner.step("site.yml with inventories/demo/ (SLURM, notebook env, hub, proxy, Apache)",
+                         "converge", [["ansible-playbook", "-i", str(INVENTORY), "site.yml"]])
+    url = f"https://localhost:{port}/"
+    runner.step(f"Gateway answers at {url}", "health",
+                [[python, __file__, "status", "--quiet"]])
+    changed = sum(recap_changes(output).values())
+    summary(url, changed, runner)
+
+
+def summary(url: str, changed: int, runner: Runner) -> None:
+    inventory = subprocess.run(
+        ["ansible-inventory", "-i", str(INVENTORY), "--host", GATEWAY],
+        cwd=ROOT, env=runner.env, capture_output=True, text=True, check=True)
+    logins = demo_logins(json.loads(inventory.stdout))
+    total = time.monotonic() - runner.started
+    lines = [
+        "",
+        f"The demo gateway is up: {url}",
+        "  (self-signed certificate: accept the browser's warning)",
+        "  DEMO-ONLY logins (basic auth stands in for the campus SSO):",
+        *[f"    {user} / {password}" for user, password in logins],
+        "  Pick a preset or a cluster/queue/size in the form; the server runs as a",
+        "  SLURM job on hpcgw-c1 or hpcgw-c2.",
+        f"  site.yml changed {changed} task(s){' - nothing to do, as it should on a re-run' if changed == 0 else ''}.",
+        "  Tear it all down: make demo-down    (note: make test also replaces the demo)",
+        "",
+        "Times: " + ", ".join(f"{title.split(' (')[0]} {format_seconds(sec)}" for title, sec in runner.timings),
+        f"Total: {format_seconds(total)}",
+    ]
+    runner.out("\n".join(lines))
+
+
+def down(port: int) -> None:
+    env = tool_env(port)
+    env["HPCGW_BASE_IMAGE"] = subprocess.run(
+        [sys.executable or "python3", "tools/base_image.py", "--print-tag"], cwd=ROOT,
+        capture_output=True, text=True, check=True).stdout.strip()
+    runner = Runner(env=env, total=1)
+    runner.step("Remove the demo's containers, networks and volumes (images stay)", "down",
+                [["molecule", "destroy", "-s", SCENARIO]])
+    left = [name for name, state in container_states().items() if state]
+    if left:
+        raise SystemExit(f"demo: still present: {', '.join(left)}")
+    runner.out(f"Demo removed in {format_seconds(time.monotonic() - runner.started)}.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--quiet", action="store_true", help="status: print nothing on success")
+    args = parser.parse_args(argv)
+    port = demo_port(dict(os.environ))
+    if args.action == "up":
+        up(port)
+    elif args.action == "down":
+        down(port)
+    else:
+        url = f"https://localhost:{port}/"
+        wait_for_hub(url, timeout=120 if args.quiet else 5)
+        if not args.quiet:
+            print(f"demo: {url} answers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
