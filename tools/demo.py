@@ -16,6 +16,7 @@ a health check of the published URL. Re-running it re-applies ``site.yml``
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -71,12 +72,16 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
 
 
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
 @dataclass
 class Runner:
     """Runs the steps with banners, timings and one log file per step."""
 
     env: dict[str, str]
-    out: Callable[[str], None] = print
+    out: Callable[[str], None] = say
     total: int = 0
     done: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -87,27 +92,32 @@ class Runner:
         self.done += 1
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = LOG_DIR / f"{self.done:02d}-{slug}.log"
-        self.out(f"==> [{self.done}/{self.total}] {title}")
+        self.out(f"==> [{self.done}/{self.total}] {title}   (log: {log.relative_to(ROOT)})")
         start = time.monotonic()
-        stdout_all = []
+        outputs = []
         with log.open("w", encoding="utf-8") as handle:
             for command in commands:
                 handle.write(f"$ {' '.join(command)}\n")
                 handle.flush()
-                result = subprocess.run(list(command), cwd=ROOT, env=self.env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-                handle.write(result.stdout)
-                stdout_all.append(result.stdout)
-                if result.returncode != 0:
+                begin = handle.tell()
+                # Streamed into the log, so `tail -f` shows a long step's progress.
+                code = subprocess.run(list(command), cwd=ROOT, env=self.env, text=True, stdout=handle,
+                                      stderr=subprocess.STDOUT, check=False).returncode
+                handle.flush()
+                with log.open(encoding="utf-8") as reader:
+                    reader.seek(begin)
+                    outputs.append(reader.read())
+                handle.seek(0, os.SEEK_END)
+                if code != 0:
                     elapsed = time.monotonic() - start
-                    tail = "\n".join(result.stdout.rstrip().splitlines()[-15:])
+                    tail = "\n".join(outputs[-1].rstrip().splitlines()[-15:])
                     self.out(f"{tail}\n!!! step '{title}' FAILED after {format_seconds(elapsed)} "
-                             f"(exit {result.returncode}); full log: {log}")
+                             f"(exit {code}); full log: {log}")
                     raise SystemExit(1)
         elapsed = time.monotonic() - start
         self.timings.append((title, elapsed))
-        self.out(f"    done in {format_seconds(elapsed)} (log: {log.relative_to(ROOT)})")
-        return "".join(stdout_all)
+        self.out(f"    done in {format_seconds(elapsed)}")
+        return "".join(outputs)
 
 
 def tool_env(port: int) -> dict[str, str]:
@@ -138,16 +148,20 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def wait_for_hub(url: str, timeout: float = 120.0) -> int:
-    """GET <url>hub/health until it answers 200; returns the status."""
+def wait_for_hub(url: str, login: tuple[str, str] | None, timeout: float = 120.0) -> int:
+    """GET <url>hub/health through Apache (as a demo user) until it answers 200."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the demo's certificate is self-signed
+    headers = {}
+    if login:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
     deadline = time.monotonic() + timeout
     status = 0
     while time.monotonic() < deadline:
+        request = urllib.request.Request(f"{url}hub/health", headers=headers)
         try:
-            with urllib.request.urlopen(f"{url}hub/health", context=context, timeout=10) as response:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code
@@ -157,6 +171,13 @@ def wait_for_hub(url: str, timeout: float = 120.0) -> int:
             return status
         time.sleep(2)
     raise SystemExit(f"demo: {url}hub/health did not answer 200 within {timeout:.0f} s (last: {status})")
+
+
+def gateway_logins(env: dict[str, str]) -> list[tuple[str, str]]:
+    """The demo users, read from the demo inventory as Ansible sees it."""
+    inventory = subprocess.run(["ansible-inventory", "-i", str(INVENTORY), "--host", GATEWAY],
+                               cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return demo_logins(json.loads(inventory.stdout))
 
 
 def up(port: int) -> None:
@@ -187,10 +208,7 @@ def up(port: int) -> None:
 
 
 def summary(url: str, changed: int, runner: Runner) -> None:
-    inventory = subprocess.run(
-        ["ansible-inventory", "-i", str(INVENTORY), "--host", GATEWAY],
-        cwd=ROOT, env=runner.env, capture_output=True, text=True, check=True)
-    logins = demo_logins(json.loads(inventory.stdout))
+    logins = gateway_logins(runner.env)
     total = time.monotonic() - runner.started
     lines = [
         "",
@@ -235,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         down(port)
     else:
         url = f"https://localhost:{port}/"
-        wait_for_hub(url, timeout=120 if args.quiet else 5)
+        logins = gateway_logins(tool_env(port))
+        wait_for_hub(url, logins[0] if logins else None, timeout=120 if args.quiet else 5)
         if not args.quiet:
             print(f"demo: {url} answers")
     return 0

@@ -39,6 +39,15 @@ def _jobs(gateway: Host, user: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
+def _server_token(compute: Host, user: str) -> str:
+    """The API token in the environment of the user's single-user server."""
+    token = compute.check_output(
+        f"for p in $(pgrep -u {user} -f jupyterhub-singleuser); do "
+        f"tr '\\0' '\\n' < /proc/$p/environ | sed -n 's/^JUPYTERHUB_API_TOKEN=//p'; done | head -1").strip()
+    assert len(token) >= 16
+    return token
+
+
 def _completed_jobs(controller: Host, user: str) -> int:
     log = controller.file("/var/log/slurm/jobcomp.log")
     if not log.exists:
@@ -65,11 +74,7 @@ def test_preset_spawns_a_job_and_code_runs_on_the_compute_node(
     # The batch script holds no API token; the job's environment does.
     script = controller.check_output(f"scontrol write batch_script {job_id} -")
     assert "#SBATCH --no-requeue" in script
-    token = node(job_node).check_output(
-        f"for p in $(pgrep -u alice -f jupyterhub-singleuser); do "
-        f"tr '\\0' '\\n' < /proc/$p/environ | sed -n 's/^JUPYTERHUB_API_TOKEN=//p'; done | head -1"
-    ).strip()
-    assert len(token) >= 16
+    token = _server_token(node(job_node), "alice")
     assert token not in script
 
     stopped = client("stop", "alice")
@@ -157,7 +162,7 @@ def test_second_queue_added_by_vars_runs_a_sized_job(
 
 
 def test_ssh_cluster_submits_through_the_login_node(
-    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, node: Callable[[str], Host]
 ) -> None:
     started = client("start", "alice", json.dumps({"profile": "login-debug"}))
     assert started.get("ready") is True, started
@@ -169,7 +174,8 @@ def test_ssh_cluster_submits_through_the_login_node(
     ran = client("run", "alice", "import os, socket\nprint(socket.gethostname(), os.environ['HPCGW_JOB_MARKER'])")
     assert ran.get("stdout", "").split() == [job_node, "via-login-node"], ran
     script = controller.check_output(f"scontrol write batch_script {job_id} -")
-    assert "JUPYTERHUB_API_TOKEN" not in script and "#SBATCH --no-requeue" in script
+    assert "#SBATCH --no-requeue" in script
+    assert _server_token(node(job_node), "alice") not in script
     # The hub logged the quoted remote commands; scancel also went over SSH.
     assert client("stop", "alice").get("stopped") is True
     assert _wait_no_jobs(gateway, "alice") == []
@@ -185,10 +191,7 @@ def test_forged_callback_bodies_are_refused(
     assert started.get("ready") is True, started
     (_, _, job_node, _), = _jobs(gateway, "alice")
     compute = node(job_node)
-    token = compute.check_output(
-        "for p in $(pgrep -u alice -f jupyterhub-singleuser); do "
-        "tr '\\0' '\\n' < /proc/$p/environ | sed -n 's/^JUPYTERHUB_API_TOKEN=//p'; done | head -1").strip()
-    assert len(token) >= 16
+    token = _server_token(compute, "alice")
 
     def post(body: str) -> str:
         return compute.check_output(

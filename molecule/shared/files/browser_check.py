@@ -5,7 +5,7 @@ Runs inside the test-only browser container with Debian's python3,
 python3-selenium, chromium and chromium-driver (nothing downloaded).
 Talks only to the gateway named by --url. Steps, in order:
 
-  login      basic SSO of Apache (credentials in the first navigation only)
+  login      basic SSO of Apache (an Authorization header on every request of the tab)
   form       open the spawn form, screenshot it
   choose     pick the preset in the profile select
   submit     post the form (the timer starts)
@@ -25,6 +25,7 @@ on stderr and in the JSON line, a screenshot and the page source
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -110,11 +111,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_browser(window: str = "1400,900") -> WebDriver:
+def start_browser(host: str, window: str = "1400,900") -> WebDriver:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={window}", "--ignore-certificate-errors", "--lang=en-US"):
+                f"--window-size={window}", "--ignore-certificate-errors", "--lang=en-US",
+                # Every other host is unresolvable: no traffic (or credentials) beyond the gateway.
+                f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}"):
         options.add_argument(arg)
     options.accept_insecure_certs = True  # the gateway's self-signed test certificate
     # Leaving JupyterLab with an unsaved notebook raises a beforeunload prompt: accept it.
@@ -127,11 +130,18 @@ def path_of(driver: WebDriver) -> str:
 
 
 def login(run: Run, password: str) -> None:
-    """Basic SSO: credentials in the first navigation; Chromium then keeps them for the realm."""
-    parts = urllib.parse.urlsplit(run.base)
-    netloc = f"{urllib.parse.quote(run.user, safe='')}:{urllib.parse.quote(password, safe='')}@{parts.netloc}"
-    run.driver.get(urllib.parse.urlunsplit((parts.scheme, netloc, "/hub/home", "", "")))
-    run.wait(lambda d: path_of(d).startswith("/hub/") and d.find_elements(By.ID, "start"),
+    """Basic SSO of Apache for page loads, XHR and websockets alike.
+
+    Chromium does not answer a websocket's 401 with credentials it took from a
+    URL (JupyterLab then never starts), so the tab sends the Authorization
+    header itself (DevTools Network.setExtraHTTPHeaders); the host resolver
+    rules keep it from reaching any other host.
+    """
+    token = base64.b64encode(f"{run.user}:{password}".encode()).decode()
+    run.driver.execute_cdp_cmd("Network.enable", {})
+    run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    run.driver.get(run.url("/hub/home"))
+    run.wait(lambda d: path_of(d).startswith("/hub/") and d.find_elements(*START_BUTTON),
              "the hub home page after login")
     shown = run.driver.execute_script("return (window.jhdata || {}).user || ''")
     if shown != run.user:
@@ -304,7 +314,7 @@ def main(argv: list[str]) -> int:
     os.makedirs(args.screenshots, exist_ok=True)
     began = time.monotonic()
     try:
-        driver = start_browser()
+        driver = start_browser(urllib.parse.urlsplit(args.url).hostname or "")
     except WebDriverException as exc:
         print(json.dumps({"ok": False, "step": "browser", "error": str(exc).strip()}))
         print(f"browser_check: step 'browser' failed: {exc}", file=sys.stderr)
