@@ -57,8 +57,9 @@ LAB_SHELL = (By.ID, "jp-main-dock-panel")
 LAUNCHER_CARD = (By.CSS_SELECTOR, ".jp-Launcher .jp-LauncherCard[data-category='Notebook']")
 NOTEBOOK = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
 CELL_EDITOR = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content")
+FIRST_PROMPT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt")
 CELL_OUTPUT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-OutputArea-output")
-KERNEL_STATUS = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+KERNEL_STATUS = (By.CSS_SELECTOR, ".jp-StatusBar-Item .jp-StatusBar-TextItem[title^='Change kernel']")
 STOP_BUTTON = (By.ID, "stop")
 START_BUTTON = (By.ID, "start")
 
@@ -217,10 +218,24 @@ def new_notebook(run: Run) -> None:
     run.wait(EC.visibility_of_element_located(CELL_EDITOR), "the new notebook's first cell")
 
 
+def _kernel_status(driver: WebDriver) -> str:
+    """The status bar's kernel item, e.g. 'Python 3 (ipykernel) | Idle' ('' before it exists).
+
+    The notebook toolbar's execution indicator says idle before any kernel is
+    connected; the status bar item says Idle only once the kernel answers.
+    """
+    items = driver.find_elements(*KERNEL_STATUS)
+    return items[0].text.strip() if items else ""
+
+
 def wait_kernel_idle(run: Run) -> float:
     started = time.monotonic()
-    run.wait(lambda d: any(e.get_attribute("data-status") == "idle" for e in d.find_elements(*KERNEL_STATUS)),
-             "the Python 3 kernel to be idle")
+    status = run.wait(lambda d: (lambda s: s if s.endswith("| Idle") else "")(_kernel_status(d)),
+                      "the notebook's kernel to be Idle in the status bar")
+    kernel = status.rpartition("|")[0].strip()
+    if not kernel.startswith("Python 3"):
+        raise StepFailed(f"the notebook runs kernel {kernel!r}, not Python 3")
+    run.result["kernel"] = kernel
     return round(time.monotonic() - started, 1)
 
 
@@ -232,6 +247,8 @@ def run_cell(run: Run) -> str:
     if typed != CODE:
         raise StepFailed(f"the cell holds {typed!r} after typing {CODE!r}")
     editor.send_keys(Keys.SHIFT, Keys.ENTER)
+    run.wait(lambda d: d.find_element(*FIRST_PROMPT).text.strip() not in ("", "[ ]:"),
+             "the cell to start running (its prompt to leave [ ]:)", timeout=30)
     output: WebElement = run.wait(
         lambda d: next((e for e in d.find_elements(*CELL_OUTPUT) if e.text.strip()), None),
         "the cell's output")
