@@ -8,6 +8,8 @@ object on stdout each):
   run BASE USER PASSWORD CODE          run CODE in a new kernel over the websocket
   stop BASE USER PASSWORD              stop the user's server and wait
   api BASE USER PASSWORD OPTIONS_JSON  start through the REST API with these options
+
+BASE and --base-path as in gwclient.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from gwclient import Browser, login, prefix_of, run_in_kernel
+from gwclient import Browser, login, prefix_of, run_in_kernel, split_base_path
 
 
 def _server(browser: Browser) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
     target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
     status, url, body = browser.request(
         "POST", target, urllib.parse.urlencode(form).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
+        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
     )
     out.update(spawn_status=status, spawn_url=url)
     refused = re.search(r"Request refused: ([^<]*)", body)
@@ -103,8 +105,9 @@ def api(browser: Browser, options: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    argv, base_path = split_base_path(argv)
     command, base, user, password = argv[1:5]
-    browser = Browser(base, user, password)
+    browser = Browser(base, user, password, base_path=base_path)
     if command == "start":
         result = start(browser, json.loads(argv[5]))
     elif command == "run":
