@@ -60,10 +60,15 @@ def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
 
 
-def spellings(name: str) -> list[str]:
-    """Every dash/underscore spelling of a header name, plus case variants."""
+def spellings(name: str, cases: bool = True) -> list[str]:
+    """Every dash/underscore spelling of a header name, plus case variants.
+
+    cases=False for requests made by gwclient: urllib sends every header name
+    capitalized, so case variants would only repeat the same request (curl
+    sends them as written).
+    """
     parts = name.split("-")
     out = [parts[0]]
     for part in parts[1:]:
         out = [prefix + sep + part for prefix in out for sep in ("-", "_")]
-    return out + [name.lower(), name.upper(), name.lower().replace("-", "_")]
+    return out + ([name.lower(), name.upper(), name.lower().replace("-", "_")] if cases else [])
