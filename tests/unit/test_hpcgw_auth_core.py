@@ -11,8 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "jupyterhub" / "files"))
 
 from hpcgw_auth_core import (  # noqa: E402
+    GroupAccess,
     HeaderPolicy,
     IdentityRejected,
+    group_access,
     identity_from_headers,
     map_username,
     split_groups,
@@ -96,3 +98,50 @@ def test_map_username(raw: str, strip: bool, lower: bool, want: str) -> None:
 def test_split_groups() -> None:
     assert split_groups("a;b;;c ", ";") == ["a", "b", "c"]
     assert split_groups("a b", "") == ["a b"]
+
+
+def test_groups_header_absent_means_no_groups() -> None:
+    got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "erin"))
+    assert got == {"name": "erin", "groups": []}
+
+
+def test_groups_header_ignored_when_not_configured() -> None:
+    policy = HeaderPolicy(secret=SECRET)
+    got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "erin"),
+                ("X-Remote-User-Groups", "gw-admins"), policy=policy)
+    assert got["groups"] == []
+
+
+@pytest.mark.parametrize("pairs", [
+    (("X-Remote-User-Groups", "hpc"), ("X-Remote-User-Groups", "gw-admins")),
+    (("X-Remote-User-Groups", "hpc"), ("x_remote_user_groups", "gw-admins")),
+    (("X-Remote_User-Groups", "gw-admins"),),
+])
+def test_ambiguous_or_underscore_groups_header_rejected(pairs: tuple[tuple[str, str], ...]) -> None:
+    with pytest.raises(IdentityRejected):
+        ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "erin"), *pairs)
+
+
+ADMINS = frozenset({"bob"})
+ALLOWED_GROUPS = frozenset({"hpc-users"})
+ADMIN_GROUPS = frozenset({"gw-admins"})
+
+
+@pytest.mark.parametrize(("name", "groups", "want"), [
+    ("erin", ["hpc-users"], GroupAccess(allowed=True, admin=False)),
+    ("erin", ["other", "hpc-users"], GroupAccess(allowed=True, admin=False)),
+    ("frank", ["gw-admins"], GroupAccess(allowed=True, admin=True)),
+    ("dave", [], GroupAccess(allowed=False, admin=False)),
+    ("dave", ["hpc-user", "HPC-USERS"], GroupAccess(allowed=False, admin=False)),
+    # admin users get in and stay admin without any group
+    ("bob", [], GroupAccess(allowed=True, admin=True)),
+])
+def test_group_access(name: str, groups: list[str], want: GroupAccess) -> None:
+    assert group_access(name, groups, ADMINS, ALLOWED_GROUPS, ADMIN_GROUPS) == want
+
+
+def test_admin_left_to_the_hub_without_admin_groups() -> None:
+    # no admin groups: None = the hub's own admin_users handling, unchanged
+    assert group_access("erin", ["hpc-users"], ADMINS, ALLOWED_GROUPS, frozenset()) == GroupAccess(True, None)
+    assert group_access("bob", [], ADMINS, frozenset(), frozenset()) == GroupAccess(True, None)
+    assert group_access("erin", ["hpc-users"], ADMINS, frozenset(), frozenset()) == GroupAccess(False, None)

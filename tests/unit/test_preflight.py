@@ -161,5 +161,49 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
 def test_wrong_ssh_submit_settings_stop_the_play(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
     gateway = dict(_example_gateway(tmp_path), **change)
     result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
+
+GROUPS_OK = {
+    "jupyterhub_base_url": "/jupyter/",
+    "jupyterhub_allowed_groups": ["hpc-users"],
+    "jupyterhub_admin_groups": ["gw-admins"],
+    "gateway_apache_basic_users": [
+        {"name": "alice", "password": "alice-test-pw"},
+        {"name": "erin", "password": "erin-test-pw", "groups": ["physics", "hpc-users"]},
+    ],
+}
+
+
+def test_groups_and_base_path_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(GROUPS_OK)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"gateway_apache_basic_users": [{"name": "erin", "password": "x", "groups": ["hpc users"]}]},
+         "gateway_apache_basic_users entry 'erin'"),
+        ({"gateway_apache_basic_users": [{"name": "erin", "password": "x", "groups": "hpc-users"}]},
+         "gateway_apache_basic_users entry 'erin'"),
+        ({"gateway_apache_basic_users": [{"name": "er'in", "password": "x", "groups": ["hpc-users"]}]},
+         "the name may only hold letters"),
+        ({"gateway_apache_groups_header": ""}, "basic users with groups need gateway_apache_groups_header (got '')"),
+        ({"gateway_apache_groups_env": "isMemberOf"}, "gateway_apache_groups_env must be empty"),
+        ({"jupyterhub_auth_groups_header": "", "gateway_apache_basic_users": [{"name": "alice", "password": "x"}]},
+         "they need jupyterhub_auth_groups_header (got '')"),
+        ({"jupyterhub_admin_groups": ["a;b"]}, "the separator ';' (jupyterhub_auth_groups_separator)"),
+        ({"jupyterhub_allowed_groups": [" hpc"]}, "jupyterhub_allowed_groups and jupyterhub_admin_groups"),
+        ({"jupyterhub_base_url": "/jupyter"}, "jupyterhub_base_url must start and end with '/'"),
+        ({"gateway_apache_base_path": "/hub2"}, "gateway_apache_base_path '/hub2' does not match jupyterhub_base_url '/jupyter/'"),
+    ],
+)
+def test_wrong_groups_or_base_path_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                 expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(GROUPS_OK)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout

@@ -10,12 +10,18 @@ import pytest
 import testinfra
 
 GATEWAY = "hpcgw3-gateway"
-BASE = f"https://{GATEWAY}"
+ORIGIN = f"https://{GATEWAY}"
+# The scenario runs the hub under a base path (jupyterhub_base_url /jupyter/,
+# gateway_apache_base_path /jupyter): every test goes through the prefix.
+PREFIX = "/jupyter"
+BASE = ORIGIN + PREFIX
 PASSWORDS = {
     "alice": "alice-test-pw",
     "Bob@EXAMPLE.ORG": "bob-test-pw",
     "carol": "carol-test-pw",
     "dave": "dave-test-pw",
+    "erin": "erin-test-pw",
+    "frank": "frank-test-pw",
     "mallory": "mallory-test-pw",
     "root": "root-test-pw",
     "daemon": "daemon-test-pw",
@@ -52,3 +58,17 @@ def client(node: Any) -> Callable[..., dict[str, Any]]:
 
 def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
+
+
+def spellings(name: str, cases: bool = True) -> list[str]:
+    """Every dash/underscore spelling of a header name, plus case variants.
+
+    cases=False for requests made by gwclient: urllib sends every header name
+    capitalized, so case variants would only repeat the same request (curl
+    sends them as written).
+    """
+    parts = name.split("-")
+    out = [parts[0]]
+    for part in parts[1:]:
+        out = [prefix + sep + part for prefix in out for sep in ("-", "_")]
+    return out + ([name.lower(), name.upper(), name.lower().replace("-", "_")] if cases else [])

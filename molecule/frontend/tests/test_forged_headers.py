@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import BASE, GATEWAY, PASSWORDS
+from conftest import BASE, GATEWAY, PASSWORDS, PREFIX
 
 SPELLINGS = ["X-Remote-User", "x-remote-user", "X_Remote_User", "x_remote_user", "X-Remote_User", "X_REMOTE-USER"]
 
@@ -22,14 +22,16 @@ def test_through_apache_without_sso(node: Any, header: str) -> None:
 def test_through_apache_with_other_credentials(client: Callable[..., dict[str, Any]], header: str) -> None:
     # alice (allowed, not admin) claims to be bob (admin) and smuggles groups/secret
     result = client("whoami", BASE, "alice", PASSWORDS["alice"], f"{header}=bob",
-                    "X-Remote-User-Groups=admins", "X-Gateway-Secret=guess", "X_Gateway_Secret=guess")
+                    "X-Remote-User-Groups=gw-admins", "X_Remote_User_Groups=hpc-users",
+                    "X-Gateway-Secret=guess", "X_Gateway_Secret=guess")
     assert result.get("name") == "alice" and result.get("admin") is False, result
+    assert result.get("groups") == [], result
 
 
 @pytest.mark.parametrize("header", SPELLINGS)
 def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
     out = node.run(f"curl -s -D - -o /dev/null -H '{header}: bob' -H 'X-Gateway-Secret: guess' "
-                   f"http://{GATEWAY}:8081/hub/login")
+                   f"-H 'X-Remote-User-Groups: gw-admins' http://{GATEWAY}:8081{PREFIX}/hub/login")
     assert out.rc == 0, out.stderr
     status = out.stdout.split()[1]
     assert status == "403", out.stdout
@@ -39,7 +41,7 @@ def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
 
 def test_hub_port_reachable_from_node(node: Any) -> None:
     # compute nodes must reach the hub (health endpoint answers)
-    out = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081/hub/health")
+    out = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081{PREFIX}/hub/health")
     assert out.stdout == "200"
 
 

@@ -6,6 +6,11 @@ import json
 import time
 from typing import Any
 
+from conftest import PREFIX
+
+# The hub's own route: its base URL (CHP keys routes without the trailing slash).
+HUB_ROUTE = PREFIX or "/"
+
 
 def _routes(gateway: Any) -> dict[str, Any]:
     with gateway.sudo():
@@ -17,15 +22,15 @@ def _routes(gateway: Any) -> dict[str, Any]:
 
 def test_routes_survive_hub_restart(gateway: Any) -> None:
     before_pid = gateway.check_output("systemctl show -p MainPID --value configurable-http-proxy")
-    assert "/" in _routes(gateway)
+    assert HUB_ROUTE in _routes(gateway)
     with gateway.sudo():
         gateway.check_output("systemctl stop jupyterhub")
         try:
-            assert "/" in _routes(gateway)  # the proxy keeps routing while the hub is down
+            assert HUB_ROUTE in _routes(gateway)  # the proxy keeps routing while the hub is down
         finally:
             gateway.check_output("systemctl start jupyterhub")
     for _ in range(60):
-        if gateway.run("curl -sf -o /dev/null http://127.0.0.1:8081/hub/health").rc == 0:
+        if gateway.run(f"curl -sf -o /dev/null http://127.0.0.1:8081{PREFIX}/hub/health").rc == 0:
             break
         time.sleep(1)
     else:

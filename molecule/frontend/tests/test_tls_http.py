@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import BASE, GATEWAY, PASSWORDS
+from conftest import BASE, GATEWAY, PASSWORDS, PREFIX
 
 
 @pytest.mark.parametrize(("version", "accepted"), [("1.0", False), ("1.1", False), ("1.2", True), ("1.3", True)])
@@ -16,9 +16,9 @@ def test_tls_versions(client: Callable[..., dict[str, Any]], version: str, accep
 
 
 def test_http_redirects_to_https(node: Any) -> None:
-    out = node.check_output(f"curl -s -D - -o /dev/null http://{GATEWAY}/hub/login")
+    out = node.check_output(f"curl -s -D - -o /dev/null http://{GATEWAY}{PREFIX}/hub/login")
     assert out.split()[1] == "301"
-    assert f"location: https://{GATEWAY}/hub/login" in out.lower()
+    assert f"location: https://{GATEWAY}{PREFIX}/hub/login" in out.lower()
 
 
 def test_hsts_and_server_header(node: Any) -> None:
@@ -37,6 +37,6 @@ def test_trace_refused(node: Any) -> None:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_unknown_host_gets_catch_all(node: Any, scheme: str) -> None:
-    out = node.check_output(f"curl -sk -D - -H 'Host: evil.example' -u alice:{PASSWORDS['alice']} {scheme}://{GATEWAY}/hub/login")
+    out = node.check_output(f"curl -sk -D - -H 'Host: evil.example' -u alice:{PASSWORDS['alice']} {scheme}://{GATEWAY}{PREFIX}/hub/login")
     assert out.split()[1] == "403", out
     assert "jupyterhub" not in out.lower()

@@ -8,8 +8,16 @@ Talks only to the gateway container named on the command line. Commands:
   e2e BASE USER PASSWORD
       log in, start the local profile, run code in a kernel over the
       websocket through Apache, stop the server
+  page BASE USER PASSWORD PATH [HEADER=VALUE ...]
+      log in, then GET PATH (under the base path, e.g. /hub/admin) and
+      print its status and final URL
   tls HOST VERSION            (VERSION: 1.0, 1.1, 1.2, 1.3)
       try a TLS handshake with exactly that protocol version
+
+BASE is the hub's public URL: https://host for a hub at the root, or
+https://host/jupyter for one under a base path. Alternatively give the
+origin as BASE and the prefix with --base-path /jupyter (anywhere on the
+command line; default "", the root).
 
 Each prints one JSON object on stdout.
 """
@@ -40,8 +48,13 @@ INSECURE.verify_mode = ssl.CERT_NONE  # self-signed test certificate
 class Browser:
     """Cookie-keeping HTTPS client that sends Basic credentials everywhere."""
 
-    def __init__(self, base: str, user: str, password: str, extra: Optional[dict[str, str]] = None) -> None:
-        self.base = base.rstrip("/")
+    def __init__(self, base: str, user: str, password: str, extra: Optional[dict[str, str]] = None,
+                 base_path: str = "") -> None:
+        # base: the hub's public URL (its path is the base path, "" at the
+        # root); base_path, when given, is appended to base's origin instead.
+        parts = urllib.parse.urlsplit(base)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.base = (self.origin + normalize_base_path(base_path)) if base_path else base.rstrip("/")
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.extra = extra or {}
         self.jar = http.cookiejar.CookieJar()
@@ -57,7 +70,8 @@ class Browser:
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[dict[str, str]] = None) -> tuple[int, str, str]:
-        url = path if path.startswith("http") else self.base + path
+        # paths are absolute on the server (they carry the base path already)
+        url = path if path.startswith("http") else self.origin + path
         req = urllib.request.Request(url, data=body, method=method)
         req.add_header("Authorization", self.auth)
         for key, value in {**self.extra, **(headers or {})}.items():
@@ -82,8 +96,15 @@ class Browser:
             return status, text[:300]
 
 
+def normalize_base_path(base_path: str) -> str:
+    """"/jupyter/", "jupyter" or "/jupyter" -> "/jupyter"; "" or "/" -> ""."""
+    stripped = base_path.strip("/")
+    return "/" + stripped if stripped else ""
+
+
 def prefix_of(base: str) -> str:
-    return urllib.parse.urlsplit(base).path.rstrip("/")
+    """Base path of a hub URL: "https://gw/jupyter/" -> "/jupyter", "https://gw" -> ""."""
+    return normalize_base_path(urllib.parse.urlsplit(base).path)
 
 
 def login(browser: Browser) -> dict[str, Any]:
@@ -137,7 +158,7 @@ def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
     """Open the kernel's channels websocket through Apache and execute code."""
     parts = urllib.parse.urlsplit(browser.base)
     host = parts.hostname or ""
-    cookie_req = urllib.request.Request(browser.base + path)
+    cookie_req = urllib.request.Request(browser.origin + path)
     browser.jar.add_cookie_header(cookie_req)
     key = base64.b64encode(os.urandom(16)).decode()
     handshake = (
@@ -198,7 +219,7 @@ def e2e(browser: Browser) -> dict[str, Any]:
     target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
     status, url, _ = browser.request(
         "POST", target, urllib.parse.urlencode({"profile": "local"}).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
+        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
     )
     out["spawn_status"] = status
     ready = False
@@ -241,6 +262,15 @@ def e2e(browser: Browser) -> dict[str, Any]:
     return out
 
 
+def page(browser: Browser, path: str) -> dict[str, Any]:
+    """Log in, then GET a page under the base path as that user."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    status, url, _ = browser.request("GET", pre + path)
+    out.update(page_status=status, page_path=urllib.parse.urlsplit(url).path)
+    return out
+
+
 def tls(host: str, version: str) -> dict[str, Any]:
     versions = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -257,14 +287,39 @@ def tls(host: str, version: str) -> dict[str, Any]:
         return {"handshake": False, "error": str(err)[:200]}
 
 
+def split_base_path(argv: list[str]) -> tuple[list[str], str]:
+    """Remove --base-path X / --base-path=X from argv; returns (rest, X or "")."""
+    rest, base_path, i = [], "", 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--base-path" and i + 1 < len(argv):
+            base_path, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--base-path="):
+            base_path = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, base_path
+
+
 def main(argv: list[str]) -> int:
+    argv, base_path = split_base_path(argv)
     command = argv[1]
     if command == "tls":
         result = tls(argv[2], argv[3])
     else:
-        extra = dict(arg.split("=", 1) for arg in argv[5:])
-        browser = Browser(argv[2], argv[3], argv[4], extra)
-        result = login(browser) if command == "whoami" else e2e(browser)
+        first_extra = 6 if command == "page" else 5
+        extra = dict(arg.split("=", 1) for arg in argv[first_extra:])
+        browser = Browser(argv[2], argv[3], argv[4], extra, base_path=base_path)
+        if command == "whoami":
+            result = login(browser)
+        elif command == "page":
+            result = page(browser, argv[5])
+        elif command == "e2e":
+            result = e2e(browser)
+        else:
+            raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))
     return 0
 

@@ -10,6 +10,8 @@ object on stdout each):
   api BASE USER PASSWORD OPTIONS_JSON  start through the REST API with these options
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
+
+BASE and --base-path as in gwclient.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from gwclient import Browser, login, prefix_of, run_in_kernel
+from gwclient import Browser, login, prefix_of, run_in_kernel, split_base_path
 
 
 def _server(browser: Browser) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
     clicked = time.monotonic()  # click-to-ready counts from the form's POST
     status, url, body = browser.request(
         "POST", target, urllib.parse.urlencode(form).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.base + f"{pre}/hub/spawn"},
+        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
     )
     out.update(spawn_status=status, spawn_url=url)
     refused = re.search(r"Request refused: ([^<]*)", body)
@@ -130,8 +132,9 @@ def bench(browser: Browser, rounds: int, choice: dict[str, str]) -> dict[str, An
 
 
 def main(argv: list[str]) -> int:
+    argv, base_path = split_base_path(argv)
     command, base, user, password = argv[1:5]
-    browser = Browser(base, user, password)
+    browser = Browser(base, user, password, base_path=base_path)
     if command == "start":
         result = start(browser, json.loads(argv[5]))
     elif command == "run":

@@ -116,3 +116,36 @@ def identity_from_headers(
         if values:
             groups = split_groups(values[0], policy.groups_separator)
     return {"name": name, "groups": groups}
+
+
+@dataclass(frozen=True)
+class GroupAccess:
+    """What the groups header grants, decided on every login."""
+
+    allowed: bool
+    admin: Optional[bool]
+
+
+def group_access(
+    name: str,
+    groups: list[str],
+    admin_users: frozenset[str] | set[str],
+    allowed_groups: frozenset[str] | set[str],
+    admin_groups: frozenset[str] | set[str],
+) -> GroupAccess:
+    """Access from the groups header (allowed_users/allow_all are the hub's).
+
+    ``allowed``: in an allowed or an admin group, or an admin user (admins
+    must get in even when only allowed_groups is set: JupyterHub adds
+    admin_users to allowed_users only when allowed_users is non-empty).
+    ``admin``: with admin groups configured, recomputed at every login from
+    admin_users and the groups (so leaving the group at the IdP revokes it);
+    without them None, i.e. the hub's own admin_users handling.
+    """
+    member = set(groups)
+    in_admin_group = bool(member & set(admin_groups))
+    allowed = name in admin_users or in_admin_group or bool(member & set(allowed_groups))
+    admin: Optional[bool] = None
+    if admin_groups:
+        admin = name in admin_users or in_admin_group
+    return GroupAccess(allowed=allowed, admin=admin)

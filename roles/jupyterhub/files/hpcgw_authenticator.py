@@ -17,7 +17,7 @@ from jupyterhub.handlers import BaseHandler
 from tornado import web
 from traitlets import Bool, Int, Set, Unicode
 
-from hpcgw_auth_core import HeaderPolicy, IdentityRejected, identity_from_headers
+from hpcgw_auth_core import HeaderPolicy, IdentityRejected, group_access, identity_from_headers
 
 
 class GatewayLoginHandler(BaseHandler):  # type: ignore[misc]
@@ -77,13 +77,20 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
             for name in [key for key in headers if key.lower().replace("_", "-") == self.secret_header.lower()]:
                 del headers[name]
         groups = list(ident["groups"])  # type: ignore[call-overload]
+        # Always a list (possibly empty): with manage_groups the hub's group
+        # memberships follow the header at every login.
         result: dict[str, Any] = {"name": ident["name"], "groups": groups}
-        if self.admin_groups and set(groups) & self.admin_groups:
-            result["admin"] = True
+        admin = self._access(str(ident["name"]), groups).admin
+        if admin is not None:
+            result["admin"] = admin
         return result
+
+    def _access(self, username: str, groups: list[str]) -> Any:
+        return group_access(username, groups, frozenset(self.admin_users),
+                            frozenset(self.allowed_groups), frozenset(self.admin_groups))
 
     def check_allowed(self, username: str, authentication: Optional[dict[str, Any]] = None) -> bool:
         if super().check_allowed(username, authentication):
             return True
-        groups = set((authentication or {}).get("groups") or [])
-        return bool(self.allowed_groups and groups & self.allowed_groups)
+        groups = list((authentication or {}).get("groups") or [])
+        return bool(self._access(username, groups).allowed)
