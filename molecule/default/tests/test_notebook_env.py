@@ -42,3 +42,12 @@ def test_environment_runs_in_a_batch_job(gateway: Host) -> None:
     host, version = content.split()
     assert host in COMPUTE
     assert version == "4.6.6"
+
+
+def test_lab_news_announcements_are_disabled(node: Callable[[str], Host]) -> None:
+    """Compute nodes do not poll jupyter.org: the extension is off for every user."""
+    out = node("hpcgw-c1").run("/opt/hpcgw/notebook/bin/jupyter labextension list 2>&1")
+    assert out.rc == 0, out.stdout
+    disabled = out.stdout.split("Disabled extensions:", 1)
+    assert len(disabled) == 2, out.stdout
+    assert "@jupyterlab/apputils-extension:announcements" in disabled[1], out.stdout
