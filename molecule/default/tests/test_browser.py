@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -36,6 +37,15 @@ def browser(node: Callable[[str], Host]) -> Host:
 def _jobs(controller: Host, user: str) -> list[str]:
     out = controller.check_output(f"squeue -h -u {user} -o '%i %T %N'")
     return [line for line in out.splitlines() if line.strip()]
+
+
+def _completed(controller: Host, user: str) -> list[dict[str, str]]:
+    """The user's finished jobs from slurmctld's job completion log, oldest first."""
+    log = controller.file("/var/log/slurm/jobcomp.log")
+    if not log.exists:
+        return []
+    return [dict(f.split("=", 1) for f in line.split() if "=" in f)
+            for line in log.content_string.splitlines() if f"UserId={user}(" in line]
 
 
 def _jobs_after(controller: Host, user: str, seconds: int = 30) -> list[str]:
@@ -71,18 +81,30 @@ def _browser_check(browser: Host) -> tuple[Any, dict[str, Any]]:
     return cmd, result
 
 
+def _png_size(path: Path) -> tuple[int, int, int]:
+    """(width, height, bytes) of a PNG file; (0, 0, bytes) when it is no PNG."""
+    data = path.read_bytes()
+    if not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
+        return 0, 0, len(data)
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height, len(data)
+
+
 def _copy_screenshots() -> list[Path]:
     """docker cp the container's screenshot folder into artifacts/browser/ (replacing old ones)."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
+    # Not checked here: when the check failed before its first screenshot there is
+    # nothing to copy, and the check's own failure message is the one to show.
     subprocess.run(["docker", "cp", f"{BROWSER}:{REMOTE_SHOTS}", str(ARTIFACTS)],
-                   check=True, capture_output=True, text=True)
+                   check=False, capture_output=True, text=True)
     return sorted(ARTIFACTS.glob("*.png"))
 
 
 def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     browser: Host, controller: Host, clean_user: None
 ) -> None:
+    done_before = len(_completed(controller, USER))
     started = time.monotonic()
     cmd, result = _browser_check(browser)
     shots = _copy_screenshots()
@@ -95,9 +117,18 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
 
     names = {p.name for p in shots}
     assert {"spawn-form.png", "notebook.png"} <= names, names
-    for shot in shots:
-        data = shot.read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, f"{shot} is not a real screenshot"
+    for name in ("spawn-form.png", "notebook.png"):
+        width, height, size = _png_size(ARTIFACTS / name)
+        assert width >= 1000 and height >= 600 and size > 20_000, f"{name}: {width}x{height}, {size} bytes"
 
     assert _jobs_after(controller, USER) == [], "the stopped server left a SLURM job behind"
     assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""
+
+    # The one job the form submitted ran in the preset's queue, on the node the cell printed.
+    for _ in range(10):
+        new = _completed(controller, USER)[done_before:]
+        if new:
+            break
+        time.sleep(1)
+    assert len(new) == 1, new
+    assert (new[0]["Partition"], new[0]["NodeList"]) == ("debug", result["hostname"]), new[0]

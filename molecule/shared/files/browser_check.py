@@ -10,8 +10,9 @@ Talks only to the gateway named by --url. Steps, in order:
   choose     pick the preset in the profile select
   submit     post the form (the timer starts)
   progress   the progress page, until it hands over to JupyterLab
-  lab        JupyterLab's shell and launcher are up (the timer stops)
-  notebook   a new notebook with the Python 3 kernel, from the launcher
+  lab        JupyterLab's shell and file browser are up (the timer stops)
+  workspace  JupyterLab again with a reset workspace (nothing restored from earlier runs)
+  notebook   a new notebook with the Python 3 kernel, from the launcher (a new one if none shows)
   kernel     the kernel is idle
   run        type and run a cell that prints the host name, read the output
   hostname   the output names an expected compute node
@@ -35,7 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -54,8 +60,9 @@ SPAWN_FORM = (By.ID, "spawn_form")
 SPAWN_SUBMIT = (By.CSS_SELECTOR, "#spawn_form [type=submit]")
 PROFILE_SELECT = (By.ID, "hpcgw-profile")
 LAB_SHELL = (By.ID, "jp-main-dock-panel")
+LAB_DIALOG = (By.CSS_SELECTOR, ".jp-Dialog")
+NEW_LAUNCHER = (By.CSS_SELECTOR, ".jp-FileBrowser-toolbar [data-command='launcher:create']")
 LAUNCHER_CARD = (By.CSS_SELECTOR, ".jp-Launcher .jp-LauncherCard[data-category='Notebook']")
-NOTEBOOK = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
 CELL_EDITOR = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content")
 FIRST_PROMPT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt")
 CELL_OUTPUT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-OutputArea-output")
@@ -82,6 +89,12 @@ class Run:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def path(self) -> str:
+        """The current page's path below the gateway's base path ("/jupyter/hub/home" -> "/hub/home")."""
+        prefix = urllib.parse.urlsplit(self.base).path.rstrip("/")
+        path = urllib.parse.urlsplit(self.driver.current_url).path
+        return path[len(prefix):] if prefix and path.startswith(prefix + "/") else path
 
     def wait(self, condition: Callable[[WebDriver], T], what: str, timeout: Optional[float] = None) -> T:
         try:
@@ -126,10 +139,6 @@ def start_browser(host: str, window: str = "1400,900") -> WebDriver:
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
-def path_of(driver: WebDriver) -> str:
-    return urllib.parse.urlsplit(driver.current_url).path
-
-
 def login(run: Run, password: str) -> None:
     """Basic SSO of Apache for page loads, XHR and websockets alike.
 
@@ -142,8 +151,8 @@ def login(run: Run, password: str) -> None:
     run.driver.execute_cdp_cmd("Network.enable", {})
     run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
     run.driver.get(run.url("/hub/home"))
-    run.wait(lambda d: path_of(d).startswith("/hub/") and d.find_elements(*START_BUTTON),
-             "the hub home page after login")
+    run.wait(lambda d: run.path().startswith("/hub/") and d.find_elements(*START_BUTTON),
+             "the hub home page after login (an empty page: Apache refused the credentials)")
     shown = run.driver.execute_script("return (window.jhdata || {}).user || ''")
     if shown != run.user:
         raise StepFailed(f"the hub's page is for user {shown!r}, expected {run.user!r}")
@@ -151,7 +160,7 @@ def login(run: Run, password: str) -> None:
 
 def open_form(run: Run) -> None:
     run.driver.get(run.url("/hub/spawn"))
-    if path_of(run.driver).startswith(f"/user/{run.user}/") or "/spawn-pending/" in path_of(run.driver):
+    if run.path().startswith(f"/user/{run.user}/") or "/spawn-pending/" in run.path():
         raise StepFailed(f"{run.user} already has a server ({run.driver.current_url}); stop it first")
     run.wait(EC.visibility_of_element_located(PROFILE_SELECT), "the profile select of the spawn form")
     run.wait(EC.element_to_be_clickable(SPAWN_SUBMIT), "the spawn form's submit button")
@@ -177,8 +186,8 @@ def submit(run: Run) -> float:
 def _spawn_state(run: Run, seen: dict[str, bool]) -> str:
     """'lab' when JupyterLab's page is loaded; raises on a refusal or failed spawn."""
     driver = run.driver
-    path = path_of(driver)
-    if "/hub/spawn-pending/" in path:
+    path = run.path()
+    if path.startswith("/hub/spawn-pending/"):
         if not seen.get("progress"):
             seen["progress"] = True
             run.screenshot("progress.png")
@@ -204,18 +213,55 @@ def watch_progress(run: Run, submitted: float) -> None:
     run.result["progress_page_seen"] = bool(seen.get("progress"))
     if not seen.get("progress"):
         raise StepFailed("JupyterLab came up without the progress page ever being shown")
-    run.wait(EC.visibility_of_element_located(LAUNCHER_CARD), "the launcher's notebook cards")
+    run.wait(EC.element_to_be_clickable(NEW_LAUNCHER), "JupyterLab's file browser (New Launcher button)")
     run.result["submit_to_lab_s"] = round(time.monotonic() - submitted, 1)
 
 
+def fresh_workspace(run: Run) -> None:
+    """JupyterLab restores the last layout from the home directory (earlier runs' notebooks,
+    kernel dialogs); its documented ?reset URL starts from the default layout instead."""
+    run.driver.get(run.url(f"/user/{run.user}/lab?reset"))
+    run.wait(EC.element_to_be_clickable(NEW_LAUNCHER), "JupyterLab with a reset workspace")
+
+
+def _notebook_cards(driver: WebDriver) -> list[WebElement]:
+    return [c for c in driver.find_elements(*LAUNCHER_CARD) if c.is_displayed()]
+
+
+def click(run: Run, element: WebElement, what: str) -> None:
+    """Click once JupyterLab's layout has settled (while it moves, clicks land on other widgets)."""
+    def attempt(_: WebDriver) -> bool:
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    run.wait(attempt, f"{what} to take a click", timeout=30)
+
+
 def new_notebook(run: Run) -> None:
-    cards = run.driver.find_elements(*LAUNCHER_CARD)
-    titles = [c.get_attribute("title") or c.text for c in cards]
-    python3 = [c for c, t in zip(cards, titles) if t.strip().startswith("Python 3")]
+    """From the launcher the reset layout opens; without one, the file browser's "+" opens one."""
+    try:
+        cards = run.wait(_notebook_cards, "the launcher", timeout=30)
+    except StepFailed:
+        click(run, run.driver.find_element(*NEW_LAUNCHER), "the New Launcher button")
+        cards = run.wait(_notebook_cards, "the launcher's notebook cards")
+    run.screenshot("launcher.png")
+    titles = [(c.get_attribute("title") or c.text).strip() for c in cards]
+    python3 = [c for c, t in zip(cards, titles) if t.startswith("Python 3")]
     if not python3:
         raise StepFailed(f"no Python 3 notebook card in the launcher; cards: {titles}")
-    python3[0].click()
+    click(run, python3[0], "the Python 3 notebook card")
     run.wait(EC.visibility_of_element_located(CELL_EDITOR), "the new notebook's first cell")
+
+
+def _no_dialog(driver: WebDriver) -> bool:
+    """True unless JupyterLab shows a modal dialog, which no step expects: fail with its text."""
+    dialogs = [d for d in driver.find_elements(*LAB_DIALOG) if d.is_displayed()]
+    if dialogs:
+        raise StepFailed(f"JupyterLab shows a dialog: {' '.join(dialogs[0].text.split())[:300]}")
+    return True
 
 
 def _kernel_status(driver: WebDriver) -> str:
@@ -228,10 +274,16 @@ def _kernel_status(driver: WebDriver) -> str:
     return items[0].text.strip() if items else ""
 
 
+def _kernel_idle(driver: WebDriver) -> str:
+    """The status bar's text once it says Idle, else ''; a dialog fails the step."""
+    _no_dialog(driver)
+    status = _kernel_status(driver)
+    return status if status.endswith("| Idle") else ""
+
+
 def wait_kernel_idle(run: Run) -> float:
     started = time.monotonic()
-    status = run.wait(lambda d: (lambda s: s if s.endswith("| Idle") else "")(_kernel_status(d)),
-                      "the notebook's kernel to be Idle in the status bar")
+    status = run.wait(_kernel_idle, "the notebook's kernel to be Idle in the status bar")
     kernel = status.rpartition("|")[0].strip()
     if not kernel.startswith("Python 3"):
         raise StepFailed(f"the notebook runs kernel {kernel!r}, not Python 3")
@@ -239,23 +291,32 @@ def wait_kernel_idle(run: Run) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def _started(driver: WebDriver) -> bool:
+    prompts = driver.find_elements(*FIRST_PROMPT)
+    return bool(prompts) and prompts[0].text.strip() not in ("", "[ ]:")
+
+
+def _stdout(driver: WebDriver) -> str:
+    """The first cell's printed text once there; an error output fails the step."""
+    for output in driver.find_elements(*CELL_OUTPUT):
+        mime, text = output.get_attribute("data-mime-type"), output.text.strip()
+        if mime == "application/vnd.jupyter.stdout" and text:
+            return text
+        if mime == "application/vnd.jupyter.stderr" and "Error" in text:
+            raise StepFailed(f"the cell failed: {text[:300]}")
+    return ""
+
+
 def run_cell(run: Run) -> str:
     editor: WebElement = run.driver.find_element(*CELL_EDITOR)
-    editor.click()
+    click(run, editor, "the first cell's editor")
     editor.send_keys(CODE)
     typed = run.driver.find_element(*CELL_EDITOR).text.strip()
     if typed != CODE:
         raise StepFailed(f"the cell holds {typed!r} after typing {CODE!r}")
     editor.send_keys(Keys.SHIFT, Keys.ENTER)
-    run.wait(lambda d: d.find_element(*FIRST_PROMPT).text.strip() not in ("", "[ ]:"),
-             "the cell to start running (its prompt to leave [ ]:)", timeout=30)
-    output: WebElement = run.wait(
-        lambda d: next((e for e in d.find_elements(*CELL_OUTPUT) if e.text.strip()), None),
-        "the cell's output")
-    mime = output.get_attribute("data-mime-type")
-    if mime != "application/vnd.jupyter.stdout":
-        raise StepFailed(f"the cell printed no stdout but {mime}: {output.text.strip()[:300]}")
-    return output.text.strip()
+    run.wait(_started, "the cell to start running (its prompt to leave [ ]:)", timeout=30)
+    return run.wait(_stdout, "the cell's output")
 
 
 def check_hostname(run: Run, hostname: str, expected: list[str]) -> None:
@@ -299,7 +360,8 @@ def check(run: Run, args: argparse.Namespace) -> None:
     submitted = submit(run)
     run.step = "progress"
     watch_progress(run, submitted)
-    run.screenshot("lab.png")
+    run.step = "workspace"
+    fresh_workspace(run)
     run.step = "notebook"
     new_notebook(run)
     run.step = "kernel"
@@ -316,7 +378,9 @@ def check(run: Run, args: argparse.Namespace) -> None:
 
 
 def fail(run: Run, error: BaseException) -> None:
-    run.result.update(ok=False, step=run.step, error=f"{type(error).__name__}: {error}".strip())
+    # WebDriver errors carry chromedriver's native stack trace: keep the message only.
+    message = str(error).split("\nStacktrace:")[0].strip()
+    run.result.update(ok=False, step=run.step, error=f"{type(error).__name__}: {message}")
     try:
         run.screenshot(f"failure-{run.step}.png")
         with open(os.path.join(run.screenshots, f"failure-{run.step}.html"), "w", encoding="utf-8") as out:
