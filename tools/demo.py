@@ -126,6 +126,7 @@ def tool_env(port: int) -> dict[str, str]:
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     env["HPCGW_DEMO_PORT"] = str(port)
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env.setdefault("HPCGW_WITH_BROWSER", "0")  # the test-only Chromium is not installed for the demo
     return env
 
 
