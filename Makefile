@@ -45,7 +45,7 @@ unit: toolchain  ## Python unit tests (filters, tools, templates)
 syntax: toolchain  ## ansible-playbook --syntax-check of site.yml
 	$(BIN)/ansible-playbook -i inventories/example/hosts.yml --syntax-check site.yml
 
-test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~1 min
+test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~4 min
 
 molecule: toolchain image  ## every Molecule scenario of $(SCENARIOS) (create..verify..destroy each)
 	export HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)"; \
