@@ -51,3 +51,28 @@ def wait_for_content(host: Host, path: str, seconds: int = 60) -> str:
             return f.content_string.strip()
         time.sleep(1)
     return ""
+
+
+def user_jobs(host: Host, user: str) -> list[list[str]]:
+    """The user's queued/running jobs as [job id, state, node list, partition]."""
+    out = host.check_output(f"squeue -h -u {user} -o '%i %T %N %P'")
+    return [line.split() for line in out.splitlines() if line.strip()]
+
+
+def wait_no_jobs(host: Host, user: str, seconds: int = 30) -> list[list[str]]:
+    """The user's jobs once none is left, or what is left after `seconds`."""
+    for _ in range(seconds):
+        jobs = user_jobs(host, user)
+        if not jobs:
+            return jobs
+        time.sleep(1)
+    return user_jobs(host, user)
+
+
+def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:
+    """The user's finished jobs from slurmctld's job completion log, oldest first."""
+    log = controller.file("/var/log/slurm/jobcomp.log")
+    if not log.exists:
+        return []
+    return [dict(f.split("=", 1) for f in line.split() if "=" in f)
+            for line in log.content_string.splitlines() if f"UserId={user}(" in line]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE
+from conftest import COMPUTE, completed_jobs, user_jobs, wait_no_jobs
 
 BROWSER = "hpcgw-browser"
 BASE = "https://hpcgw-gw"
@@ -34,35 +34,12 @@ def browser(node: Callable[[str], Host]) -> Host:
     return node(BROWSER)
 
 
-def _jobs(controller: Host, user: str) -> list[str]:
-    out = controller.check_output(f"squeue -h -u {user} -o '%i %T %N'")
-    return [line for line in out.splitlines() if line.strip()]
-
-
-def _completed(controller: Host, user: str) -> list[dict[str, str]]:
-    """The user's finished jobs from slurmctld's job completion log, oldest first."""
-    log = controller.file("/var/log/slurm/jobcomp.log")
-    if not log.exists:
-        return []
-    return [dict(f.split("=", 1) for f in line.split() if "=" in f)
-            for line in log.content_string.splitlines() if f"UserId={user}(" in line]
-
-
-def _jobs_after(controller: Host, user: str, seconds: int = 30) -> list[str]:
-    for _ in range(seconds):
-        jobs = _jobs(controller, user)
-        if not jobs:
-            return jobs
-        time.sleep(1)
-    return _jobs(controller, user)
-
-
 @pytest.fixture
 def clean_user(controller: Host) -> Iterator[None]:
     """bob starts without a job and is left without one, even when the check fails midway."""
-    assert _jobs(controller, USER) == [], f"{USER} already has a SLURM job before the browser test"
+    assert user_jobs(controller, USER) == [], f"{USER} already has a SLURM job before the browser test"
     yield
-    if _jobs(controller, USER):
+    if user_jobs(controller, USER):
         controller.run(f"python3 /usr/local/bin/spawnclient.py stop {BASE} {USER} {PASSWORD}")
 
 
@@ -104,7 +81,7 @@ def _copy_screenshots() -> list[Path]:
 def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     browser: Host, controller: Host, clean_user: None
 ) -> None:
-    done_before = len(_completed(controller, USER))
+    done_before = len(completed_jobs(controller, USER))
     started = time.monotonic()
     cmd, result = _browser_check(browser)
     shots = _copy_screenshots()
@@ -121,12 +98,12 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
         width, height, size = _png_size(ARTIFACTS / name)
         assert width >= 1000 and height >= 600 and size > 20_000, f"{name}: {width}x{height}, {size} bytes"
 
-    assert _jobs_after(controller, USER) == [], "the stopped server left a SLURM job behind"
+    assert wait_no_jobs(controller, USER) == [], "the stopped server left a SLURM job behind"
     assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""
 
     # The one job the form submitted ran in the preset's queue, on the node the cell printed.
     for _ in range(10):
-        new = _completed(controller, USER)[done_before:]
+        new = completed_jobs(controller, USER)[done_before:]
         if new:
             break
         time.sleep(1)

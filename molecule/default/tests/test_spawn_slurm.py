@@ -5,13 +5,12 @@ Abusive form and API values are refused and submit nothing."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Callable
 
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE
+from conftest import COMPUTE, completed_jobs, user_jobs, wait_no_jobs
 
 BASE = "https://hpcgw-gw"
 PASSWORDS = {"alice": "alice-test-pw", "bob": "bob-test-pw"}
@@ -34,11 +33,6 @@ def client(controller: Host) -> Callable[..., dict[str, Any]]:
     return call
 
 
-def _jobs(gateway: Host, user: str) -> list[list[str]]:
-    out = gateway.check_output(f"squeue -h -u {user} -o '%i %T %N %P'")
-    return [line.split() for line in out.splitlines() if line.strip()]
-
-
 def _server_token(compute: Host, user: str) -> str:
     """The API token in the environment of the user's single-user server."""
     token = compute.check_output(
@@ -48,19 +42,12 @@ def _server_token(compute: Host, user: str) -> str:
     return token
 
 
-def _completed_jobs(controller: Host, user: str) -> int:
-    log = controller.file("/var/log/slurm/jobcomp.log")
-    if not log.exists:
-        return 0
-    return sum(1 for line in log.content_string.splitlines() if f"UserId={user}(" in line)
-
-
 def test_preset_spawns_a_job_and_code_runs_on_the_compute_node(
     client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, node: Callable[[str], Host]
 ) -> None:
     started = client("start", "alice", json.dumps({"profile": "debug-1c"}))
     assert started.get("ready") is True, started
-    jobs = _jobs(gateway, "alice")
+    jobs = user_jobs(gateway, "alice")
     assert len(jobs) == 1, jobs
     job_id, state, job_node, partition = jobs[0]
     assert (state, partition) == ("RUNNING", "debug")
@@ -79,11 +66,7 @@ def test_preset_spawns_a_job_and_code_runs_on_the_compute_node(
 
     stopped = client("stop", "alice")
     assert stopped.get("stopped") is True, stopped
-    for _ in range(30):
-        if not _jobs(gateway, "alice"):
-            break
-        time.sleep(1)
-    assert _jobs(gateway, "alice") == []
+    assert wait_no_jobs(gateway, "alice") == []
 
 
 @pytest.mark.parametrize(
@@ -101,12 +84,12 @@ def test_preset_spawns_a_job_and_code_runs_on_the_compute_node(
 )
 def test_abusive_forms_are_refused(client: Callable[..., dict[str, Any]], gateway: Host, controller: Host,
                                    form: dict[str, str], reason: str) -> None:
-    before = _completed_jobs(controller, "bob")
+    before = len(completed_jobs(controller, "bob"))
     result = client("start", "bob", json.dumps(form))
     assert reason in result.get("refused", ""), result
     assert result.get("server") == {}, result
-    assert _jobs(gateway, "bob") == []
-    assert _completed_jobs(controller, "bob") == before
+    assert user_jobs(gateway, "bob") == []
+    assert len(completed_jobs(controller, "bob")) == before
     assert gateway.run("pgrep -u bob").rc == 1  # nothing started on the gateway
 
 
@@ -122,21 +105,12 @@ def test_abusive_forms_are_refused(client: Callable[..., dict[str, Any]], gatewa
 )
 def test_abusive_api_options_are_refused(client: Callable[..., dict[str, Any]], gateway: Host,
                                          controller: Host, options: dict[str, Any]) -> None:
-    before = _completed_jobs(controller, "bob")
+    before = len(completed_jobs(controller, "bob"))
     result = client("api", "bob", json.dumps(options))
     assert result.get("api_status", 0) >= 400, result
     assert result.get("server") == {}, result
-    assert _jobs(gateway, "bob") == []
-    assert _completed_jobs(controller, "bob") == before
-
-
-def _wait_no_jobs(gateway: Host, user: str, seconds: int = 30) -> list[list[str]]:
-    for _ in range(seconds):
-        jobs = _jobs(gateway, user)
-        if not jobs:
-            return jobs
-        time.sleep(1)
-    return _jobs(gateway, user)
+    assert user_jobs(gateway, "bob") == []
+    assert len(completed_jobs(controller, "bob")) == before
 
 
 def test_form_lists_every_cluster_queue_and_preset_in_order(client: Callable[..., dict[str, Any]]) -> None:
@@ -151,14 +125,14 @@ def test_second_queue_added_by_vars_runs_a_sized_job(
     started = client("start", "alice", json.dumps(
         {"profile": "custom", "cluster_queue": "testcluster/batch", "cores": "2", "walltime_min": "45"}))
     assert started.get("ready") is True, started
-    (job_id, state, _, partition), = _jobs(gateway, "alice")
+    (job_id, state, _, partition), = user_jobs(gateway, "alice")
     assert (state, partition) == ("RUNNING", "batch")
     job = controller.check_output(f"scontrol show job {job_id}")
     assert "NumCPUs=2" in job and "TimeLimit=00:45:00" in job, job
     ran = client("run", "alice", "import os\nprint(os.environ['HPCGW_QUEUE_MARKER'], os.cpu_count() > 0)")
     assert ran.get("stdout", "").split() == ["batch", "True"], ran
     assert client("stop", "alice").get("stopped") is True
-    assert _wait_no_jobs(gateway, "alice") == []
+    assert wait_no_jobs(gateway, "alice") == []
 
 
 def test_ssh_cluster_submits_through_the_login_node(
@@ -166,7 +140,7 @@ def test_ssh_cluster_submits_through_the_login_node(
 ) -> None:
     started = client("start", "alice", json.dumps({"profile": "login-debug"}))
     assert started.get("ready") is True, started
-    (job_id, state, job_node, _), = _jobs(gateway, "alice")
+    (job_id, state, job_node, _), = user_jobs(gateway, "alice")
     assert state == "RUNNING" and job_node in COMPUTE
     job = controller.check_output(f"scontrol show job {job_id}")
     # sbatch ran on the login node (the controller), not on the gateway.
@@ -178,7 +152,7 @@ def test_ssh_cluster_submits_through_the_login_node(
     assert _server_token(node(job_node), "alice") not in script
     # The hub logged the quoted remote commands; scancel also went over SSH.
     assert client("stop", "alice").get("stopped") is True
-    assert _wait_no_jobs(gateway, "alice") == []
+    assert wait_no_jobs(gateway, "alice") == []
     auth = controller.check_output("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted hostbased for alice' || true")
     assert int(auth.strip() or 0) >= 3, auth  # submit, query(s), cancel
 
@@ -189,7 +163,7 @@ def test_forged_callback_bodies_are_refused(
     """batchspawner's callback takes only {"port": int}; a job's token cannot set anything else."""
     started = client("start", "alice", json.dumps({"profile": "debug-1c"}))
     assert started.get("ready") is True, started
-    (_, _, job_node, _), = _jobs(gateway, "alice")
+    (_, _, job_node, _), = user_jobs(gateway, "alice")
     compute = node(job_node)
     token = _server_token(compute, "alice")
 
@@ -209,4 +183,4 @@ def test_forged_callback_bodies_are_refused(
     ran = client("run", "alice", "import socket\nprint(socket.gethostname())")
     assert ran.get("stdout", "").split() == [job_node], ran
     assert client("stop", "alice").get("stopped") is True
-    assert _wait_no_jobs(gateway, "alice") == []
+    assert wait_no_jobs(gateway, "alice") == []

@@ -207,36 +207,39 @@ def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
     return result
 
 
-def e2e(browser: Browser) -> dict[str, Any]:
+def spawn_form_action(browser: Browser) -> str:
+    """The spawn form's action URL; the hub puts its XSRF token into it."""
     pre = prefix_of(browser.base)
-    out = login(browser)
-    name = out.get("name")
-    if not name:
-        return out
-    status, _, page = browser.request("GET", f"{pre}/hub/spawn")
-    # the hub puts its XSRF token into the form's action URL
+    _, _, page = browser.request("GET", f"{pre}/hub/spawn")
     action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
-    target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
-    status, url, _ = browser.request(
-        "POST", target, urllib.parse.urlencode({"profile": "local"}).encode(),
+    return action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
+
+
+def post_spawn_form(browser: Browser, form: dict[str, str], target: str = "") -> tuple[int, str, str]:
+    """POST the spawn form (to `target`, default: its action fetched now) as a browser does."""
+    pre = prefix_of(browser.base)
+    return browser.request(
+        "POST", target or spawn_form_action(browser), urllib.parse.urlencode(form).encode(),
         {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
     )
-    out["spawn_status"] = status
-    ready = False
-    for _ in range(90):
-        _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
-        server = (user or {}).get("servers", {}).get("", {}) if isinstance(user, dict) else {}
-        if server.get("ready"):
-            ready = True
-            break
-        time.sleep(1)
-    out["ready"] = ready
-    if not ready:
-        return out
+
+
+def server_of(browser: Browser) -> dict[str, Any]:
+    """The logged-in user's default server as the hub's REST API shows it ({} when none)."""
+    pre = prefix_of(browser.base)
+    _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
+    if not isinstance(user, dict):
+        return {}
+    return user.get("servers", {}).get("", {}) or {}
+
+
+def run_code(browser: Browser, name: str, code: str) -> dict[str, Any]:
+    """Run `code` in a new kernel of `name`'s server over the websocket, then delete the kernel."""
+    pre = prefix_of(browser.base)
     # OAuth into the single-user server like a browser does (a page, not an
     # API URL: only pages redirect to the hub; a missing file is fine)
-    status, url, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
-    out["oauth_status"] = status
+    status, _, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    out: dict[str, Any] = {"oauth_status": status}
     upath = f"{pre}/user/{name}"
     status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
     out["kernel_status"] = status
@@ -244,11 +247,31 @@ def e2e(browser: Browser) -> dict[str, Any]:
         kid = kernel["id"]
         xsrf = browser.cookie("_xsrf", upath)
         query = urllib.parse.urlencode({"session_id": uuid.uuid4().hex, **({"_xsrf": xsrf} if xsrf else {})})
-        out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kid}/channels?{query}",
-                                 "import os, pwd\nprint(6 * 7, pwd.getpwuid(os.getuid()).pw_name)"))
+        out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kid}/channels?{query}", code))
         out["kernel_delete"] = browser.api("DELETE", f"{upath}/api/kernels/{kid}", xsrf_path=upath)[0]
     else:
         out["kernel_body"] = kernel
+    return out
+
+
+def e2e(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    name = out.get("name")
+    if not name:
+        return out
+    status, _, _ = post_spawn_form(browser, {"profile": "local"})
+    out["spawn_status"] = status
+    ready = False
+    for _ in range(90):
+        if server_of(browser).get("ready"):
+            ready = True
+            break
+        time.sleep(1)
+    out["ready"] = ready
+    if not ready:
+        return out
+    out.update(run_code(browser, name, "import os, pwd\nprint(6 * 7, pwd.getpwuid(os.getuid()).pw_name)"))
     status, _ = browser.api("DELETE", f"{pre}/hub/api/users/{name}/server", xsrf_path=f"{pre}/hub")
     out["stop_status"] = status
     stopped = False

@@ -21,61 +21,35 @@ import re
 import statistics
 import sys
 import time
-import urllib.parse
-import uuid
 from typing import Any
 
-from gwclient import Browser, login, prefix_of, run_in_kernel, split_base_path
-
-
-def _server(browser: Browser) -> dict[str, Any]:
-    pre = prefix_of(browser.base)
-    _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
-    if not isinstance(user, dict):
-        return {}
-    return user.get("servers", {}).get("", {}) or {}
+from gwclient import (Browser, login, post_spawn_form, prefix_of, run_code, server_of, spawn_form_action,
+                      split_base_path)
 
 
 def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
-    pre = prefix_of(browser.base)
     out = login(browser)
-    _, _, page = browser.request("GET", f"{pre}/hub/spawn")
-    action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
-    target = action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
+    target = spawn_form_action(browser)
     clicked = time.monotonic()  # click-to-ready counts from the form's POST
-    status, url, body = browser.request(
-        "POST", target, urllib.parse.urlencode(form).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
-    )
+    status, url, body = post_spawn_form(browser, form, target)
     out.update(spawn_status=status, spawn_url=url)
     refused = re.search(r"Request refused: ([^<]*)", body)
     if refused:
         out["refused"] = refused.group(1).strip()
     started = time.monotonic()
     while time.monotonic() - started < 300:  # above the hub's start_timeout
-        server = _server(browser)
+        server = server_of(browser)
         if server.get("ready") or (not server and time.monotonic() - started > 5):
             break
         time.sleep(0.25)
-    server = _server(browser)
+    server = server_of(browser)
     out.update(ready=bool(server.get("ready")), server=server, seconds=round(time.monotonic() - clicked, 1))
     return out
 
 
 def run(browser: Browser, code: str) -> dict[str, Any]:
-    pre = prefix_of(browser.base)
     out = login(browser)
-    name = out.get("name")
-    browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
-    upath = f"{pre}/user/{name}"
-    status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
-    out["kernel_status"] = status
-    if status in (200, 201) and isinstance(kernel, dict):
-        kid = kernel["id"]
-        xsrf = browser.cookie("_xsrf", upath)
-        query = urllib.parse.urlencode({"session_id": uuid.uuid4().hex, **({"_xsrf": xsrf} if xsrf else {})})
-        out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kid}/channels?{query}", code))
-        browser.api("DELETE", f"{upath}/api/kernels/{kid}", xsrf_path=upath)
+    out.update(run_code(browser, str(out.get("name")), code))
     return out
 
 
@@ -85,10 +59,10 @@ def stop(browser: Browser) -> dict[str, Any]:
     status, _ = browser.api("DELETE", f"{pre}/hub/api/users/{out.get('name')}/server", xsrf_path=f"{pre}/hub")
     out["stop_status"] = status
     for _ in range(90):
-        if not _server(browser):
+        if not server_of(browser):
             break
         time.sleep(1)
-    out["stopped"] = not _server(browser)
+    out["stopped"] = not server_of(browser)
     return out
 
 
@@ -100,11 +74,11 @@ def api(browser: Browser, options: Any) -> dict[str, Any]:
                                xsrf_path=f"{pre}/hub")
     out.update(api_status=status, api_body=body)
     for _ in range(10):
-        server = _server(browser)
+        server = server_of(browser)
         if not server or server.get("ready"):
             break
         time.sleep(1)
-    out["server"] = _server(browser)
+    out["server"] = server_of(browser)
     return out
 
 
