@@ -55,11 +55,6 @@ def recap_changes(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(3)) for m in RECAP_RE.finditer(output)}
 
 
-def recap_failures(output: str) -> dict[str, int]:
-    """Failed plus unreachable per host from a PLAY RECAP (0 = clean)."""
-    return {m.group(1): int(m.group(4)) + int(m.group(5)) for m in RECAP_RE.finditer(output)}
-
-
 def demo_logins(host_vars: dict[str, object]) -> list[tuple[str, str]]:
     """(user, password) of the basic-auth demo users of the gateway."""
     users = host_vars.get("gateway_apache_basic_users") or []

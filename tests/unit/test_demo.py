@@ -18,10 +18,6 @@ def test_recap_changes_per_host() -> None:
     assert demo.recap_changes(RECAP) == {"hpcgw-c1": 0, "hpcgw-gw": 3, "hpcgw-ctl": 0}
 
 
-def test_recap_failures_count_unreachable_and_failed() -> None:
-    assert demo.recap_failures(RECAP) == {"hpcgw-c1": 0, "hpcgw-gw": 0, "hpcgw-ctl": 3}
-
-
 def test_recap_of_other_output_is_empty() -> None:
     assert demo.recap_changes("TASK [x] ok: [h]\n") == {}
 
