@@ -47,11 +47,18 @@ syntax: toolchain  ## ansible-playbook --syntax-check of site.yml
 
 test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~4 min
 
+# Each scenario's output is also kept in artifacts/molecule/<scenario>.log and its
+# verifier's JUnit report in <scenario>.xml; on failure the last lines say what failed.
 molecule: toolchain image  ## every Molecule scenario of $(SCENARIOS) (create..verify..destroy each)
 	export HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py)"; \
+	mkdir -p artifacts/molecule; \
 	for scenario in $(SCENARIOS); do \
+	  log=artifacts/molecule/$$scenario.log; report=$(CURDIR)/artifacts/molecule/$$scenario.xml; \
+	  rm -f $$log $$report; \
 	  echo "=== molecule test -s $$scenario ($$(date +%T))"; \
-	  $(BIN)/molecule test -s $$scenario || exit 1; \
+	  if ! PYTEST_ADDOPTS="--junitxml=$$report" $(BIN)/molecule test -s $$scenario 2>&1 | tee $$log; then \
+	    $(PYTHON) tools/failure_digest.py $$scenario $$log $$report; exit 1; \
+	  fi; \
 	done
 
 molecule-converge: toolchain image  ## keep a scenario up for debugging (create + converge)
