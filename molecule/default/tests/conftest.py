@@ -43,7 +43,7 @@ def controller(node: Callable[[str], Host]) -> Host:
     return node(CONTROLLER)
 
 
-def wait_for_content(host: Host, path: str, seconds: int = 60) -> str:
+def wait_for_content(host: Host, path: str, seconds: int = 120) -> str:
     """Stripped content of a file a batch job writes, once it is non-empty."""
     for _ in range(seconds):
         f = host.file(path)
@@ -59,7 +59,13 @@ def user_jobs(host: Host, user: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
-def wait_no_jobs(host: Host, user: str, seconds: int = 30) -> list[list[str]]:
+# A cancelled or finished job stays in squeue (COMPLETING) until its processes
+# are gone: slurmd sends SIGTERM, then SIGKILL after KillWait (30 s by default),
+# so a server shutting down its kernels can legitimately take that long.
+JOB_GONE_SECONDS = 90
+
+
+def wait_no_jobs(host: Host, user: str, seconds: int = JOB_GONE_SECONDS) -> list[list[str]]:
     """The user's jobs once none is left, or what is left after `seconds`."""
     for _ in range(seconds):
         jobs = user_jobs(host, user)
@@ -67,6 +73,15 @@ def wait_no_jobs(host: Host, user: str, seconds: int = 30) -> list[list[str]]:
             return jobs
         time.sleep(1)
     return user_jobs(host, user)
+
+
+def wait_job_gone(host: Host, job_id: str, seconds: int = JOB_GONE_SECONDS) -> bool:
+    """True once job `job_id` has left squeue (finished and cleaned up)."""
+    for _ in range(seconds):
+        if not host.check_output(f"squeue -h -j {job_id} -o %i 2>/dev/null || true").strip():
+            return True
+        time.sleep(1)
+    return False
 
 
 def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:

@@ -37,7 +37,7 @@ def browser(node: Callable[[str], Host]) -> Host:
 @pytest.fixture
 def clean_user(controller: Host) -> Iterator[None]:
     """bob starts without a job and is left without one, even when the check fails midway."""
-    assert user_jobs(controller, USER) == [], f"{USER} already has a SLURM job before the browser test"
+    assert wait_no_jobs(controller, USER) == [], f"{USER} already has a SLURM job before the browser test"
     yield
     if user_jobs(controller, USER):
         controller.run(f"python3 /usr/local/bin/spawnclient.py stop {BASE} {USER} {PASSWORD}")
@@ -102,7 +102,7 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""
 
     # The one job the form submitted ran in the preset's queue, on the node the cell printed.
-    for _ in range(10):
+    for _ in range(30):
         new = completed_jobs(controller, USER)[done_before:]
         if new:
             break

@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, wait_for_content
+from conftest import COMPUTE, wait_for_content, wait_job_gone
 
 PREFIX = "/opt/hpcgw/notebook"
 
@@ -42,6 +42,8 @@ def test_environment_runs_in_a_batch_job(gateway: Host) -> None:
     host, version = content.split()
     assert host in COMPUTE
     assert version == "4.6.6"
+    # Gone from the queue before the next test counts bob's jobs.
+    assert wait_job_gone(gateway, job_id), f"job {job_id} is still in squeue"
 
 
 def test_lab_news_announcements_are_disabled(node: Callable[[str], Host]) -> None:

@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content
+from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content, wait_job_gone
 
 
 def test_every_compute_node_is_idle(gateway: Host) -> None:
@@ -89,3 +89,5 @@ def test_job_from_gateway_runs_on_a_compute_node_as_the_user(gateway: Host) -> N
     assert user == "alice"
     assert seen_id == job_id
     assert gateway.file(out_file).user == "alice"
+    # Gone from the queue before the next test counts alice's jobs.
+    assert wait_job_gone(gateway, job_id), f"job {job_id} is still in squeue"

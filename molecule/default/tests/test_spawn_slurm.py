@@ -33,6 +33,13 @@ def client(controller: Host) -> Callable[..., dict[str, Any]]:
     return call
 
 
+@pytest.fixture(autouse=True)
+def quiet_queue(gateway: Host) -> None:
+    """Each test starts with no job of its users: the job counts below are then exact."""
+    for user in PASSWORDS:
+        assert wait_no_jobs(gateway, user) == [], f"{user} still has a job from an earlier test"
+
+
 def _server_token(compute: Host, user: str) -> str:
     """The API token in the environment of the user's single-user server."""
     token = compute.check_output(
