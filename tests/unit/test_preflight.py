@@ -156,6 +156,10 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
         ({"ssh_submit_known_hosts": ["login.other.example.edu ssh-ed25519"]}, "is not a known_hosts line"),
         ({"ssh_submit_env": ["JUPYTERHUB_*", "PATH; rm"]}, "ssh_submit_env: 'PATH; rm'"),
         ({"jupyterhub_sudo_ssh_hosts": ["login ALL"]}, "jupyterhub_sudo_ssh_hosts: 'login ALL' is not a host name"),
+        ({"jupyterhub_profiles": [{"display": "SLURM", "key": "s1", "class": "batchspawner.SlurmSpawner"}]},
+         "jupyterhub_profiles: no longer used"),
+        ({"jupyterhub_local_profile_name": "Gateway", "jupyterhub_local_profile_enabled": False},
+         "jupyterhub_local_profile_enabled, jupyterhub_local_profile_name: no longer used"),
     ],
 )
 def test_wrong_ssh_submit_settings_stop_the_play(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
