@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Molecule frames the output of the commands it runs: "  │ <line>".
+FRAME = re.compile(r"^[ \t]*│ ?", re.M)
 MESSAGE_LINES = 12
 LINE_WIDTH = 300
 
@@ -39,8 +41,8 @@ class TestFailure:
 
 
 def plain(text: str) -> str:
-    """Text without terminal colour codes."""
-    return ANSI.sub("", text)
+    """Text without terminal colour codes and without Molecule's frame."""
+    return FRAME.sub("", ANSI.sub("", text))
 
 
 def failed_steps(log: str) -> list[str]:

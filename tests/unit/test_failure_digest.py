@@ -8,12 +8,15 @@ from pathlib import Path
 
 import failure_digest
 
-MOLECULE_LOG = """\
-TASK [jupyterhub : Hub answers] ************************************************
-\x1b[0;31mfatal: [hpcgw-gw]: FAILED! => {"msg": "Status code was -1: Connection refused"}\x1b[0m
-PLAY RECAP *********************************************************************
-hpcgw-c1                   : ok=61   changed=0    unreachable=0    failed=0    skipped=20   rescued=0    ignored=0
-hpcgw-gw                   : ok=140  changed=3    unreachable=0    failed=1    skipped=31   rescued=0    ignored=0
+# As Molecule prints a playbook's output: colours, and each line framed by "  │ ".
+FRAME = "  \x1b[2m\x1b[33m│\x1b[0m "
+MOLECULE_LOG = f"""\
+{FRAME}TASK [jupyterhub : Hub answers] ************************************************
+{FRAME}\x1b[0;31mfatal: [hpcgw-gw]: FAILED! => {{"msg": "Status code was -1: Connection refused"}}\x1b[0m
+{FRAME}PLAY RECAP *********************************************************************
+{FRAME}\x1b[32mhpcgw-c1                   : ok=61   changed=0    unreachable=0    failed=0    skipped=20\x1b[0m
+{FRAME}\x1b[31mhpcgw-gw                   : ok=140  changed=3    unreachable=0    failed=1    skipped=31\x1b[0m
+{FRAME}\x1b[31mhpcgw-ctl                  : ok=7    changed=0    unreachable=1    failed=0    skipped=0\x1b[0m
 \x1b[32mdefault\x1b[0m ➜ \x1b[33mconverge\x1b[0m: \x1b[31mExecuted: Failed\x1b[0m \x1b[2m(Ansible playbook failed)\x1b[0m
 \x1b[32mdefault\x1b[0m ➜ \x1b[33mdestroy\x1b[0m: \x1b[32mExecuted: Successful\x1b[0m
 """
@@ -50,8 +53,9 @@ def test_failed_converge_shows_the_fatal_task_and_recap(tmp_path: Path) -> None:
     assert "step converge: failed (Ansible playbook failed)" in lines
     assert any(line.startswith("fatal: [hpcgw-gw]: FAILED!") for line in lines), lines
     assert any(line.startswith("hpcgw-gw") and "failed=1" in line for line in lines), lines
+    assert any(line.startswith("hpcgw-ctl") and "unreachable=1" in line for line in lines), lines
     assert not any(line.startswith("hpcgw-c1") for line in lines), lines
-    assert not any("\x1b" in line for line in lines)
+    assert not any("\x1b" in line or "│" in line for line in lines)
 
 
 def test_nothing_found_says_so() -> None:
