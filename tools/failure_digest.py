@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from demo import RECAP_RE
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Molecule frames the output of the commands it runs: "  │ <line>".
 FRAME = re.compile(r"^[ \t]*│ ?", re.M)
@@ -60,7 +62,7 @@ def ansible_failures(log: str, keep: int = 6) -> list[str]:
     lines = plain(log).splitlines()
     fatal = [line.strip() for line in lines if re.match(r"\s*(fatal|failed): \[", line)]
     recap = [line.strip() for line in lines
-             if re.search(r"\bok=\d+ .*\b(failed=[1-9]|unreachable=[1-9])", line)]
+             if (m := RECAP_RE.match(line)) and int(m.group(4)) + int(m.group(5)) > 0]  # unreachable + failed
     return [shorten(line) for line in fatal[-keep:] + recap[-keep:]]
 
 
