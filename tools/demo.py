@@ -135,13 +135,85 @@ def container_states() -> dict[str, str]:
     return states
 
 
+TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+TCP_LISTEN = "0A"
+# Local addresses (as /proc/net/tcp* spell them) whose listener clashes with
+# Docker publishing 127.0.0.1:<port>: loopback and the wildcard addresses.
+CLASHING_ADDRESSES = {
+    "0100007F",  # 127.0.0.1
+    "00000000",  # 0.0.0.0
+    "00000000000000000000000000000000",  # ::
+    "0000000000000000FFFF00000100007F",  # ::ffff:127.0.0.1
+}
+
+
+def listening_inodes(port: int, tables: Sequence[Path] = TCP_TABLES) -> set[str]:
+    """Socket inodes of the TCP listeners on loopback/wildcard:<port>, from /proc."""
+    inodes: set[str] = set()
+    for table in tables:
+        try:
+            lines = table.read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == TCP_LISTEN and int(hex_port, 16) == port and address in CLASHING_ADDRESSES:
+                inodes.add(fields[9])
+    return inodes
+
+
 def port_is_free(port: int) -> bool:
+    """False only when something listens where Docker would publish the port.
+
+    Connections of a removed demo that linger in TIME-WAIT do not count
+    (Docker binds with address reuse). Without /proc, a bind with
+    SO_REUSEADDR decides.
+    """
+    if TCP_TABLES[0].exists():
+        return not listening_inodes(port)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def socket_links(pid_dir: Path) -> set[str]:
+    """Targets of a process's file descriptors that it lets us read."""
+    links = set()
+    try:
+        fds = list((pid_dir / "fd").iterdir())
+    except OSError:
+        return links
+    for fd in fds:
+        try:
+            links.add(os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile
+    return links
+
+
+def port_holder(port: int, proc: Path = Path("/proc")) -> str:
+    """Who listens on ``port``: 'pid N (command)' for each process the system
+    shows, or a plain statement when it cannot tell."""
+    inodes = listening_inodes(port)
+    if not inodes:
+        return "no listener visible in /proc/net/tcp (another network namespace or a race)"
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders = []
+    for pid_dir in proc.iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        if wanted & socket_links(pid_dir):
+            try:
+                command = (pid_dir / "comm").read_text(encoding="utf-8").strip()
+            except OSError:
+                command = "?"
+            holders.append(f"pid {pid_dir.name} ({command})")
+    return ", ".join(sorted(holders)) or "a process this account cannot inspect"
 
 
 def wait_for_hub(url: str, login: tuple[str, str] | None, timeout: float = 120.0) -> int:
@@ -191,7 +263,8 @@ def up(port: int) -> None:
         if any(states.values()):
             commands.append(["molecule", "destroy", "-s", SCENARIO])  # incomplete: start clean
         if not port_is_free(port):
-            raise SystemExit(f"demo: 127.0.0.1:{port} is taken; set HPCGW_DEMO_PORT to a free port")
+            raise SystemExit(f"demo: 127.0.0.1:{port} is taken by {port_holder(port)}; "
+                             "set HPCGW_DEMO_PORT to a free port")
     commands += [["molecule", "create", "-s", SCENARIO], ["molecule", "prepare", "-s", SCENARIO]]
     runner.step("Cluster containers (controller, 2 compute nodes, gateway)", "cluster", commands)
     output = runner.step("site.yml with inventories/demo/ (SLURM, notebook env, hub, proxy, Apache)",

@@ -1,6 +1,10 @@
-"""The demo driver's pure parts: port setting, recap parsing, logins."""
+"""The demo driver's pure parts: port setting and check, recap parsing, logins."""
 
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +47,63 @@ def test_demo_logins_from_gateway_vars() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(4.26, "4.3 s"), (59.4, "59.4 s"), (61, "1 min 01 s"), (605.6, "10 min 06 s")])
 def test_format_seconds(seconds: float, text: str) -> None:
     assert demo.format_seconds(seconds) == text
+
+
+TCP_TIME_WAIT = "06"
+
+
+def _local_states(port: int) -> set[str]:
+    """TCP states of the IPv4 sockets whose local port is ``port``."""
+    lines = Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]
+    return {f[3] for f in (line.split() for line in lines) if int(f[1].rsplit(":", 1)[1], 16) == port}
+
+
+def _time_wait_port() -> int:
+    """A loopback port left with only a TIME-WAIT connection (server closed first)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the active close puts the port's own side in TIME-WAIT
+        client.recv(1)
+        client.close()
+    return port
+
+
+def test_time_wait_connections_do_not_make_the_port_taken() -> None:
+    port = _time_wait_port()
+    assert _local_states(port) == {TCP_TIME_WAIT}
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # a bind without address reuse: refused by TIME-WAIT
+    assert demo.port_is_free(port)
+
+
+@pytest.mark.parametrize(("family", "address"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "0.0.0.0"),
+                                                 (socket.AF_INET6, "::")])
+def test_a_listener_makes_the_port_taken_and_is_named(family: socket.AddressFamily, address: str) -> None:
+    with socket.socket(family) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        assert not demo.port_is_free(port)
+        assert demo.listening_inodes(port)
+        holder = demo.port_holder(port)
+    assert f"pid {os.getpid()} (" in holder
+    assert demo.port_is_free(port)
+
+
+def test_a_listener_on_another_address_does_not_clash() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        assert demo.port_is_free(port)
+        assert not demo.listening_inodes(port)
+
+
+def test_port_holder_says_when_nothing_is_seen() -> None:
+    port = _time_wait_port()
+    assert "no listener" in demo.port_holder(port)
