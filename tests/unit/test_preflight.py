@@ -15,7 +15,8 @@ VALIDATE = ROOT / "playbooks" / "validate.yml"
 
 
 def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    base = dict(all_vars, munge_key_source_host="slurm_controller-host")
+    base = dict(all_vars, munge_key_source_host="slurm_controller-host",
+                **load_vars("inventories/demo/group_vars/all/demo_users.yml"))
     front = load_vars("inventories/demo/group_vars/gateway/front.yml")
     return {
         "gateway": dict(base, **front),
@@ -155,7 +156,13 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
     [
         ({"ssh_submit_known_hosts": ["login.other.example.edu ssh-ed25519"]}, "is not a known_hosts line"),
         ({"ssh_submit_env": ["JUPYTERHUB_*", "PATH; rm"]}, "ssh_submit_env: 'PATH; rm'"),
-        ({"jupyterhub_sudo_ssh_hosts": ["login ALL"]}, "jupyterhub_sudo_ssh_hosts: 'login ALL' is not a host name"),
+        ({"jupyterhub_sudo_ssh_targets": [{"host": "login ALL", "scheduler": "slurm"}]},
+         "jupyterhub_sudo_ssh_targets: login host 'login ALL' must be a host name"),
+        ({"jupyterhub_sudo_ssh_targets": [{"host": "login1", "scheduler": "condor"}]},
+         "its scheduler 'condor' one of slurm, torque, pbs, sge, lsf"),
+        ({"jupyterhub_sudo_ssh_hosts": ["login1"]}, "jupyterhub_sudo_ssh_hosts is no longer used"),
+        ({"jupyterhub_sudo_runas_group": ""}, "jupyterhub_sudo_runas_group must name the group"),
+        ({"jupyterhub_sudo_runas_group": "ALL, root"}, "jupyterhub_sudo_runas_group must name the group"),
         ({"jupyterhub_profiles": [{"display": "SLURM", "key": "s1", "class": "batchspawner.SlurmSpawner"}]},
          "jupyterhub_profiles: no longer used"),
         ({"jupyterhub_local_profile_name": "Gateway", "jupyterhub_local_profile_enabled": False},
