@@ -51,8 +51,6 @@ def _bad(good: dict[str, Any], change: str) -> dict[str, Any]:
         data["slurm_client_cluster_name"] = "Test Cluster"
     elif change == "node_cpus_not_int":
         data["slurm_client_nodes"][0]["cpus"] = "many"
-    elif change == "no_key_source":
-        data["munge_key_source_host"] = ""
     return data
 
 
