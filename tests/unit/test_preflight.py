@@ -52,8 +52,6 @@ def _bad(good: dict[str, Any], change: str) -> dict[str, Any]:
         data["slurm_client_cluster_name"] = "Test Cluster"
     elif change == "node_cpus_not_int":
         data["slurm_client_nodes"][0]["cpus"] = "many"
-    elif change == "no_key_source":
-        data["munge_key_source_host"] = ""
     return data
 
 
@@ -172,6 +170,9 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
 def test_wrong_ssh_submit_settings_stop_the_play(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
     gateway = dict(_example_gateway(tmp_path), **change)
     result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
 
 GROUPS_OK = {
     "jupyterhub_base_url": "/jupyter/",
