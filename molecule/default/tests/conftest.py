@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import testinfra
@@ -13,6 +15,8 @@ from testinfra.host import Host
 CONTROLLER = "hpcgw-ctl"
 COMPUTE = ("hpcgw-c1", "hpcgw-c2")
 GATEWAY = "hpcgw-gw"
+BASE = "https://hpcgw-gw"
+PASSWORDS = {"alice": "alice-test-pw", "bob": "bob-test-pw"}
 
 
 def _host(name: str) -> Host:
@@ -91,3 +95,18 @@ def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:
         return []
     return [dict(f.split("=", 1) for f in line.split() if "=" in f)
             for line in log.content_string.splitlines() if f"UserId={user}(" in line]
+
+
+@pytest.fixture(scope="module")
+def client(controller: Host) -> Callable[..., dict[str, Any]]:
+    """client(command, user, *args): spawnclient.py on the controller, as a
+    user's browser through Apache; returns its JSON result."""
+    def call(command: str, user: str, *args: str) -> dict[str, Any]:
+        cmd = controller.run(
+            "python3 /usr/local/bin/spawnclient.py "
+            + " ".join(shlex.quote(a) for a in (command, BASE, user, PASSWORDS[user], *args))
+        )
+        assert cmd.rc == 0, cmd.stderr
+        return json.loads(cmd.stdout.strip().splitlines()[-1])
+
+    return call

@@ -5,32 +5,13 @@ Abusive form and API values are refused and submit nothing."""
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, Callable
 
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, completed_jobs, user_jobs, wait_no_jobs
-
-BASE = "https://hpcgw-gw"
-PASSWORDS = {"alice": "alice-test-pw", "bob": "bob-test-pw"}
-
-
-def _quote(arg: str) -> str:
-    return "'" + arg.replace("'", "'\\''") + "'"
-
-
-@pytest.fixture(scope="module")
-def client(controller: Host) -> Callable[..., dict[str, Any]]:
-    def call(command: str, user: str, *args: str) -> dict[str, Any]:
-        cmd = controller.run(
-            "python3 /usr/local/bin/spawnclient.py "
-            + " ".join(_quote(a) for a in (command, BASE, user, PASSWORDS[user], *args))
-        )
-        assert cmd.rc == 0, cmd.stderr
-        return json.loads(cmd.stdout.strip().splitlines()[-1])
-
-    return call
+from conftest import COMPUTE, PASSWORDS, completed_jobs, user_jobs, wait_no_jobs
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +158,7 @@ def test_forged_callback_bodies_are_refused(
     def post(body: str) -> str:
         return compute.check_output(
             "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
-            f"-H 'Authorization: token {token}' --data-binary {_quote(body)} "
+            f"-H 'Authorization: token {token}' --data-binary {shlex.quote(body)} "
             "http://hpcgw-gw:8081/hub/api/batchspawner")
 
     for body in ('{"port": 1234, "ip": "10.9.9.9"}', '{"port": "1234"}', '{"port": 70000}',
