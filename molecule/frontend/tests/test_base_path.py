@@ -136,3 +136,29 @@ def test_secret_sent_to_base_hub_login(gateway: Any, node: Any, probe: None) -> 
         _proxy_api(gateway, "DELETE", route)
     assert _values(seen, "X-Gateway-Secret") == ["<secret>"], seen
     assert _values(seen, "X-Remote-User") == ["alice"], seen
+
+
+SSO_COOKIES = ["mod_auth_openidc_session=oidc-secret", "mod_auth_openidc_session_chunks=2",
+               "mod_auth_openidc_session_0=oidc-part", "mellon-cookie=mellon-secret",
+               "_shibsession_64656661756c74=shib-secret", "_shibstate_1=shib-state"]
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last", "alone"])
+def test_sso_session_cookies_never_reach_a_users_server(node: Any, probe: None, position: str) -> None:
+    """carol opens a link to a server whose owner logs every header: the SSO
+    modules' session cookies (every mode's, wherever they stand in the
+    header) stay in Apache; the hub's and the server's own cookies pass."""
+    own = ["jupyterhub-user-hpcgw-probe=own", "_xsrf=x1"]
+    if position == "alone":
+        cookies = SSO_COOKIES
+    else:
+        at = {"first": 0, "middle": 1, "last": 2}[position]
+        cookies = own[:at] + SSO_COOKIES + own[at:]
+    seen = _seen(node, "carol", f"{USER_PROBE}/x", "Cookie: " + "; ".join(cookies))
+    sent = "; ".join(_values(seen, "Cookie"))
+    for secret in ("oidc-secret", "oidc-part", "mellon-secret", "shib-secret", "shib-state", "_chunks"):
+        assert secret not in sent, seen
+    if position == "alone":
+        assert _values(seen, "Cookie") == [], seen
+    else:
+        assert sorted(sent.split("; ")) == sorted(own), seen
