@@ -11,7 +11,7 @@ a job's token posts. Here:
 * the child spawner class is chosen by the cluster's scheduler (the
   guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
   shell-quoted), and its traits come only from the admin's data and the
-  checked choice;
+  checked choice - it never sees the raw ``user_options``;
 * ``/hub/api/batchspawner`` accepts only ``{"port": <1..65535>}``.
 """
 
@@ -28,7 +28,7 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 import batchspawner.api  # noqa: F401  (registers the upstream handler we replace)
-from hpcgw_profiles import Catalog, ChoiceError, batchspawner_traits, describe, form_html
+from hpcgw_profiles import Catalog, ChoiceError, child_config, describe, form_html
 
 SCHEDULER_CLASSES = {
     "slurm": "hpcgw_batch.GatewaySlurmSpawner",
@@ -100,10 +100,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.hpcgw_cluster = cluster.name
         self.hpcgw_scheduler = cluster.scheduler
         self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
-        config: dict[str, Any] = dict(cluster_raw.get("spawner", {}))
-        config.update(batchspawner_traits(catalog, choice))
-        config["hpcgw_submit"] = cluster.submit
-        self.child_config = config
+        self.child_config = child_config(catalog, choice, cluster_raw.get("spawner", {}))
         self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
 
     def construct_child(self) -> Any:
