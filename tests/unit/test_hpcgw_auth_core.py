@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
+import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "jupyterhub" / "files"))
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "jupyterhub"
+sys.path.insert(0, str(ROLE / "files"))
 
 from hpcgw_auth_core import (  # noqa: E402
     GroupAccess,
@@ -32,6 +35,41 @@ class Headers:
 
     def items(self) -> list[tuple[str, str]]:
         return self.pairs
+
+
+class TornadoLikeHeaders:
+    """tornado.httputil.HTTPHeaders as documented (tornado is not in the unit venv).
+
+    A mapping with names in Http-Header-Case whose items() yields each name
+    once, repeated lines joined by a comma; add() adds a line and get_all()
+    yields every line.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def add(self, name: str, value: str) -> None:
+        normalized = "-".join(word.capitalize() for word in name.split("-"))
+        self._lines.setdefault(normalized, []).append(value)
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, ",".join(values)) for name, values in self._lines.items()]
+
+    def get_all(self) -> list[tuple[str, str]]:
+        return [(name, value) for name, values in self._lines.items() for value in values]
+
+
+def tornado_headers(*pairs: tuple[str, str]) -> Any:
+    """Request headers as the hub gets them: tornado's class when importable."""
+    try:
+        from tornado.httputil import HTTPHeaders
+    except ImportError:
+        headers: Any = TornadoLikeHeaders()
+    else:
+        headers = HTTPHeaders()
+    for name, value in pairs:
+        headers.add(name, value)
+    return headers
 
 
 def no_local(_: str) -> Optional[int]:
@@ -145,3 +183,48 @@ def test_admin_left_to_the_hub_without_admin_groups() -> None:
     assert group_access("erin", ["hpc-users"], ADMINS, ALLOWED_GROUPS, frozenset()) == GroupAccess(True, None)
     assert group_access("bob", [], ADMINS, frozenset(), frozenset()) == GroupAccess(True, None)
     assert group_access("erin", ["hpc-users"], ADMINS, frozenset(), frozenset()) == GroupAccess(False, None)
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    ((("X-Gateway-Secret", SECRET), ("X-Remote-User", "alice"), ("X-Remote-User", "bob")),
+     "ambiguous identity header"),
+    ((("X-Gateway-Secret", SECRET), ("X-Remote-User", "alice"), ("X-Remote-User", "alice")),
+     "ambiguous identity header"),
+    ((("X-Gateway-Secret", SECRET), ("X-Gateway-Secret", SECRET), ("X-Remote-User", "alice")),
+     "ambiguous gateway secret header"),
+    ((("X-Gateway-Secret", SECRET), ("X-Remote-User", "erin"), ("X-Remote-User-Groups", "hpc"),
+      ("X-Remote-User-Groups", "gw-admins")), "ambiguous groups header"),
+])
+def test_repeated_header_lines_are_refused_in_tornado_headers(pairs: tuple[tuple[str, str], ...],
+                                                              message: str) -> None:
+    headers = tornado_headers(*pairs)
+    # items() shows the repeated lines as one comma-joined value...
+    assert any("," in value for _, value in headers.items())
+    # ...but each line counts
+    with pytest.raises(IdentityRejected, match=message):
+        identity_from_headers(headers, POLICY, uid_lookup=no_local)
+
+
+def test_single_lines_in_tornado_headers_pass() -> None:
+    headers = tornado_headers(("X-Gateway-Secret", SECRET), ("X-Remote-User", "carol"),
+                              ("X-Remote-User-Groups", "hpc;gw-admins"))
+    got = identity_from_headers(headers, POLICY, uid_lookup=no_local)
+    assert (got["name"], got["groups"]) == ("carol", ["hpc", "gw-admins"])
+
+
+@pytest.mark.parametrize("raw", [
+    "alice\n", "al\nice", "alice\r", "ali\tce", "alice\x00", "al ice", "al;ice", "$(id)", "al'ice",
+    "-alice", "al`id`", "alice,bob", ".alice", "alice\u00a0",
+])
+def test_identities_unsafe_for_a_shell_are_refused(raw: str) -> None:
+    with pytest.raises(IdentityRejected, match="control characters|may only hold"):
+        ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", raw))
+
+
+def test_default_username_pattern_refuses_a_trailing_newline() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    # JupyterHub 6.1.1 validate_username: username_regex.match(name), and
+    # "$" also matches before a final newline.
+    regex = re.compile(defaults["jupyterhub_username_pattern"])
+    assert regex.match("alice") and regex.match("a.b-c_1")
+    assert regex.match("alice\n") is None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 import pwd
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 
 class IdentityRejected(Exception):
@@ -31,26 +32,40 @@ class HeaderPolicy:
     extra_blocked: frozenset[str] = field(default_factory=frozenset)
 
 
+# A local account name as it may reach a shell: batchspawner puts it into
+# "sudo -n -u {username}" on a command line the hub account's shell parses
+# (hpcgw_batch quotes it as well). No spaces, quotes or metacharacters.
+SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}")
+
+
 def _canonical(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def header_values(headers: Mapping[str, str] | object, name: str) -> list[str]:
-    """Values of every header whose name is ``name`` in any spelling.
+def _pairs(headers: Mapping[str, str] | object) -> Iterable[tuple[str, str]]:
+    """Every (name, value) pair, one per header line.
 
-    ``headers`` is anything with ``items()`` yielding (name, value); tornado's
-    HTTPHeaders yields repeated headers once per value.
+    tornado's HTTPHeaders is a mapping whose ``items()`` yields each name once
+    with its repeated values joined by a comma (``"alice,bob"``), which would
+    hide a duplicate; its ``get_all()`` yields every line. Plain mappings and
+    pair lists only have ``items()``.
     """
+    get_all = getattr(headers, "get_all", None)
+    if callable(get_all):
+        return list(get_all())
+    return list(headers.items())  # type: ignore[attr-defined]
+
+
+def header_values(headers: Mapping[str, str] | object, name: str) -> list[str]:
+    """Values of every header line whose name is ``name`` in any spelling."""
     wanted = _canonical(name)
-    items = headers.items()  # type: ignore[attr-defined]
-    return [value for key, value in items if _canonical(key) == wanted]
+    return [value for key, value in _pairs(headers) if _canonical(key) == wanted]
 
 
 def spelled_exactly(headers: Mapping[str, str] | object, name: str) -> bool:
     """True when every header matching ``name`` uses the dash spelling."""
     wanted = _canonical(name)
-    items = headers.items()  # type: ignore[attr-defined]
-    return all("_" not in key for key, _ in items if _canonical(key) == wanted)
+    return all("_" not in key for key, _ in _pairs(headers) if _canonical(key) == wanted)
 
 
 def map_username(raw: str, strip_realm: bool, lowercase: bool) -> str:
@@ -88,7 +103,8 @@ def identity_from_headers(
     The identity header is trusted only when the shared secret header matches
     (constant-time), exactly one value of each is present, and the dash
     spelling is used (an underscore spelling means something bypassed the
-    front end's header scrubbing).
+    front end's header scrubbing). The mapped name must be a shell-safe
+    account name.
     """
     if not policy.secret:
         raise IdentityRejected("no shared secret configured")
@@ -100,9 +116,14 @@ def identity_from_headers(
     users = header_values(headers, policy.user_header)
     if len(users) != 1 or not spelled_exactly(headers, policy.user_header):
         raise IdentityRejected("missing or ambiguous identity header")
-    name = map_username(users[0], policy.strip_realm, policy.lowercase)
+    raw = users[0]
+    if not raw.isprintable():
+        raise IdentityRejected("control characters in the identity")
+    name = map_username(raw, policy.strip_realm, policy.lowercase)
     if not name:
         raise IdentityRejected("empty identity")
+    if not SAFE_NAME_RE.fullmatch(name):
+        raise IdentityRejected("the identity may only hold letters, digits and _ . @ - (not first: . @ -)")
     if name in policy.extra_blocked:
         raise IdentityRejected("blocked account")
     uid = uid_lookup(name) if uid_lookup is not None else system_uid(name)
