@@ -20,11 +20,13 @@ from hpcgw_auth_core import (  # noqa: E402
     group_access,
     identity_from_headers,
     map_username,
+    scope_groups,
     split_groups,
 )
 
 SECRET = "s3cret-value"
-POLICY = HeaderPolicy(groups_header="X-Remote-User-Groups", secret=SECRET, extra_blocked=frozenset({"root"}))
+POLICY = HeaderPolicy(groups_header="X-Remote-User-Groups", secret=SECRET, extra_blocked=frozenset({"root"}),
+                      allowed_realms=frozenset({"example.org"}))
 
 
 class Headers:
@@ -83,7 +85,7 @@ def ident(*pairs: tuple[str, str], policy: HeaderPolicy = POLICY) -> dict[str, o
 def test_trusted_identity_with_secret() -> None:
     got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "Alice@EXAMPLE.ORG"),
                 ("X-Remote-User-Groups", "hpc; staff;"))
-    assert got == {"name": "alice", "groups": ["hpc", "staff"]}
+    assert got == {"name": "alice", "groups": ["hpc", "staff"], "ignored_groups": []}
 
 
 @pytest.mark.parametrize("pairs", [
@@ -140,7 +142,7 @@ def test_split_groups() -> None:
 
 def test_groups_header_absent_means_no_groups() -> None:
     got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "erin"))
-    assert got == {"name": "erin", "groups": []}
+    assert got == {"name": "erin", "groups": [], "ignored_groups": []}
 
 
 def test_groups_header_ignored_when_not_configured() -> None:
@@ -228,3 +230,60 @@ def test_default_username_pattern_refuses_a_trailing_newline() -> None:
     regex = re.compile(defaults["jupyterhub_username_pattern"])
     assert regex.match("alice") and regex.match("a.b-c_1")
     assert regex.match("alice\n") is None
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("alice@any-other-idp.example", "realm 'any-other-idp.example' is not in the allowed realms"),
+    ("alice@example.org.evil.example", "is not in the allowed realms"),
+    ("alice@", "realm '' is not in the allowed realms"),
+    ("alice@example.org@other.example", "realm 'other.example' is not in the allowed realms"),
+    ("alice@other.example@example.org", "more than one '@'"),
+])
+def test_identities_of_other_realms_are_refused(raw: str, message: str) -> None:
+    with pytest.raises(IdentityRejected, match=message):
+        ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", raw))
+
+
+@pytest.mark.parametrize("raw", ["alice@example.org", "Alice@EXAMPLE.ORG", "alice@Example.Org", "alice"])
+def test_allowed_realm_in_any_case_and_names_without_realm_pass(raw: str) -> None:
+    assert ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", raw))["name"] == "alice"
+
+
+def test_no_allowed_realms_refuses_every_realm_but_not_plain_names() -> None:
+    policy = HeaderPolicy(secret=SECRET)
+    assert ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "alice"), policy=policy)["name"] == "alice"
+    with pytest.raises(IdentityRejected, match="not in the allowed realms"):
+        ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "alice@example.org"), policy=policy)
+
+
+def test_realm_kept_when_not_stripped() -> None:
+    policy = HeaderPolicy(secret=SECRET, strip_realm=False, allowed_realms=frozenset({"EXAMPLE.ORG"}))
+    got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "Alice@example.org"), policy=policy)
+    assert got["name"] == "alice@example.org"
+
+
+@pytest.mark.parametrize(("strip", "groups", "ignored"), [
+    (True, ["gw-admins", "physics", "hpc-users"], ["gw-admins@other.example", "@EXAMPLE.ORG"]),
+    (False, ["gw-admins@EXAMPLE.ORG", "physics", "hpc-users@example.org"], ["gw-admins@other.example", "@EXAMPLE.ORG"]),
+])
+def test_groups_of_other_realms_grant_nothing(strip: bool, groups: list[str], ignored: list[str]) -> None:
+    policy = HeaderPolicy(groups_header="X-Remote-User-Groups", secret=SECRET, strip_realm=strip,
+                          allowed_realms=frozenset({"example.org"}))
+    got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "frank"),
+                ("X-Remote-User-Groups", "gw-admins@EXAMPLE.ORG;gw-admins@other.example;physics;"
+                                         "hpc-users@example.org;@EXAMPLE.ORG"), policy=policy)
+    assert (got["groups"], got["ignored_groups"]) == (groups, ignored)
+
+
+@pytest.mark.parametrize(("header", "admin"), [
+    ("gw-admins@EXAMPLE.ORG", True),
+    ("gw-admins@other.example", False),
+    ("gw-admins", True),
+])
+def test_admin_group_counts_from_an_allowed_realm_only(header: str, admin: bool) -> None:
+    got = ident(("X-Gateway-Secret", SECRET), ("X-Remote-User", "frank"), ("X-Remote-User-Groups", header))
+    assert group_access("frank", list(got["groups"]), ADMINS, ALLOWED_GROUPS, ADMIN_GROUPS) == GroupAccess(admin, admin)
+
+
+def test_scope_groups_keeps_groups_without_realm_once() -> None:
+    assert scope_groups(["a", "a@R", "a", "b@x"], frozenset({"r"}), True) == (["a"], ["b@x"])

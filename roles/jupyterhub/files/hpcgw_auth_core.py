@@ -27,6 +27,9 @@ class HeaderPolicy:
     secret_header: str = "X-Gateway-Secret"
     secret: str = ""
     strip_realm: bool = True
+    # Realms ("name@REALM") identities and groups may carry, compared
+    # case-insensitively; a name from any other realm is refused.
+    allowed_realms: frozenset[str] = field(default_factory=frozenset)
     lowercase: bool = True
     min_uid: int = 1000
     extra_blocked: frozenset[str] = field(default_factory=frozenset)
@@ -78,6 +81,39 @@ def map_username(raw: str, strip_realm: bool, lowercase: bool) -> str:
     return name
 
 
+def realm_of(value: str) -> Optional[str]:
+    """The realm of ``name@REALM`` (after the last "@"), None without one."""
+    return value.rsplit("@", 1)[1] if "@" in value else None
+
+
+def realm_allowed(realm: str, allowed_realms: frozenset[str] | set[str]) -> bool:
+    """Whether ``realm`` is one of ``allowed_realms``, ignoring case."""
+    return realm.lower() in {r.lower() for r in allowed_realms}
+
+
+def scope_groups(groups: list[str], allowed_realms: frozenset[str] | set[str],
+                 strip_realm: bool) -> tuple[list[str], list[str]]:
+    """(kept, ignored) groups: a group of another realm grants nothing.
+
+    ``gw-admins@IDP`` from an allowed realm is kept, as ``gw-admins`` when
+    realms are stripped; groups without a realm are kept as they are.
+    """
+    kept: list[str] = []
+    ignored: list[str] = []
+    for group in groups:
+        realm = realm_of(group)
+        if realm is not None:
+            local = group.rsplit("@", 1)[0]
+            if not local or not realm_allowed(realm, allowed_realms):
+                ignored.append(group)
+                continue
+            if strip_realm:
+                group = local
+        if group not in kept:
+            kept.append(group)
+    return kept, ignored
+
+
 def split_groups(raw: str, separator: str) -> list[str]:
     """Group names from the attributes header, empty items dropped."""
     return [g.strip() for g in raw.split(separator) if g.strip()] if separator else [raw.strip()]
@@ -98,13 +134,16 @@ def identity_from_headers(
     policy: HeaderPolicy,
     uid_lookup: Callable[[str], Optional[int]] | None = None,
 ) -> dict[str, object]:
-    """Return ``{"name": ..., "groups": [...]}`` or raise IdentityRejected.
+    """Return ``{"name": ..., "groups": [...], "ignored_groups": [...]}`` or
+    raise IdentityRejected.
 
     The identity header is trusted only when the shared secret header matches
     (constant-time), exactly one value of each is present, and the dash
     spelling is used (an underscore spelling means something bypassed the
-    front end's header scrubbing). The mapped name must be a shell-safe
-    account name.
+    front end's header scrubbing). A name with a realm outside
+    ``policy.allowed_realms`` is refused (stripping it would hand another
+    IdP's ``alice`` the local ``alice``), and the mapped name must be a
+    shell-safe account name. Groups of other realms are ignored.
     """
     if not policy.secret:
         raise IdentityRejected("no shared secret configured")
@@ -119,9 +158,14 @@ def identity_from_headers(
     raw = users[0]
     if not raw.isprintable():
         raise IdentityRejected("control characters in the identity")
+    realm = realm_of(raw.strip())
+    if realm is not None and not realm_allowed(realm, policy.allowed_realms):
+        raise IdentityRejected(f"realm {realm[:64]!r} is not in the allowed realms")
     name = map_username(raw, policy.strip_realm, policy.lowercase)
     if not name:
         raise IdentityRejected("empty identity")
+    if policy.strip_realm and "@" in name:
+        raise IdentityRejected("more than one '@' in the identity")
     if not SAFE_NAME_RE.fullmatch(name):
         raise IdentityRejected("the identity may only hold letters, digits and _ . @ - (not first: . @ -)")
     if name in policy.extra_blocked:
@@ -136,7 +180,8 @@ def identity_from_headers(
             raise IdentityRejected("ambiguous groups header")
         if values:
             groups = split_groups(values[0], policy.groups_separator)
-    return {"name": name, "groups": groups}
+    groups, ignored = scope_groups(groups, policy.allowed_realms, policy.strip_realm)
+    return {"name": name, "groups": groups, "ignored_groups": ignored}
 
 
 @dataclass(frozen=True)
