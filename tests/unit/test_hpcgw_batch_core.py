@@ -114,14 +114,15 @@ def test_unknown_scheduler_is_refused() -> None:
 
 @pytest.mark.parametrize(("scheduler", "template"), sorted(QUERY.items()))
 def test_ssh_command_is_quoted_after_formatting(scheduler: str, template: str) -> None:
+    job_id = check_job_id(scheduler, "4711.torque01.example.org" if scheduler in ("torque", "pbs") else "4711")
     line = command_line("sudo -n -u {username} /usr/bin/ssh login1", template,
-                        {"username": "alice", "job_id": "4711"}, remote=True)
+                        {"username": "alice", "job_id": job_id}, remote=True)
     words = shlex.split(line)
     # the hub's shell hands ssh the formatted command as one argument...
     assert words[:6] == ["sudo", "-n", "-u", "alice", "/usr/bin/ssh", "login1"] and len(words) == 7
     # ...which the login node's shell parses exactly as the local command would
-    assert words[6] == template.format(job_id="4711")
-    assert shlex.split(words[6]) == shlex.split(template.format(job_id="4711"))
+    assert words[6] == template.format(job_id=job_id)
+    assert shlex.split(words[6]) == shlex.split(template.format(job_id=job_id))
 
 
 @pytest.mark.parametrize("remote", [False, True])
