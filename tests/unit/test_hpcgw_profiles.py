@@ -12,6 +12,7 @@ from hpcgw_profiles import (
     ChoiceError,
     ConfigError,
     batchspawner_traits,
+    child_config,
     form_html,
 )
 
@@ -99,6 +100,24 @@ def test_custom_choice_within_limits(catalog: Catalog) -> None:
         "req_prologue": "export PATH=/opt/hpcgw-notebook/bin:$PATH\nmodule load python\n"
                         "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK",
     }
+
+
+@pytest.mark.parametrize(("options", "submit"), [
+    # a valid choice with the account blanked: batchspawner merged it over req_account
+    ({"profile": "custom", "cluster": "testcluster", "queue": "debug", "account": ""}, "local"),
+    ({"profile": "custom", "cluster": "other", "queue": "allq", "cores": 2}, "ssh"),
+])
+def test_child_gets_checked_traits_and_no_raw_user_options(catalog: Catalog, options: dict[str, Any],
+                                                           submit: str) -> None:
+    choice = catalog.choice_from_options(options)
+    assert choice is not None
+    spawner = {"batch_script": "#!/bin/sh", "exec_prefix": "sudo -n -u {username}"}
+    config = child_config(catalog, choice, spawner)
+    # set explicitly, so wrapspawner does not link the wrapper's raw user_options to the child
+    assert config["user_options"] == {}
+    assert config["hpcgw_submit"] == submit
+    assert config["req_account"] == (catalog.cluster(choice.cluster).accounts or ("",))[0]
+    assert {k: config[k] for k in spawner} == spawner
 
 
 def test_local_profile(catalog: Catalog) -> None:

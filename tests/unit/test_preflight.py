@@ -219,3 +219,28 @@ def test_wrong_groups_or_base_path_stop_the_play(tmp_path: Path, good: dict[str,
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_auth_strip_realm": True, "jupyterhub_auth_allowed_realms": []},
+         "name the realms (IdPs) whose users own the local accounts in jupyterhub_auth_allowed_realms, e.g. [example.edu] (got [])"),
+        ({"jupyterhub_auth_strip_realm": True, "jupyterhub_auth_allowed_realms": ["example.edu; x"]},
+         'got ["example.edu; x"]'),
+    ],
+)
+def test_wrong_realm_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                            expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_stripped_realms_with_allowed_realms_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(jupyterhub_auth_strip_realm=True, jupyterhub_auth_allowed_realms=["EXAMPLE.ORG"])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 import pwd
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 
 class IdentityRejected(Exception):
@@ -26,31 +27,48 @@ class HeaderPolicy:
     secret_header: str = "X-Gateway-Secret"
     secret: str = ""
     strip_realm: bool = True
+    # Realms ("name@REALM") identities and groups may carry, compared
+    # case-insensitively; a name from any other realm is refused.
+    allowed_realms: frozenset[str] = field(default_factory=frozenset)
     lowercase: bool = True
     min_uid: int = 1000
     extra_blocked: frozenset[str] = field(default_factory=frozenset)
+
+
+# A local account name as it may reach a shell: batchspawner puts it into
+# "sudo -n -u {username}" on a command line the hub account's shell parses
+# (hpcgw_batch quotes it as well). No spaces, quotes or metacharacters.
+SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}")
 
 
 def _canonical(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def header_values(headers: Mapping[str, str] | object, name: str) -> list[str]:
-    """Values of every header whose name is ``name`` in any spelling.
+def _pairs(headers: Mapping[str, str] | object) -> Iterable[tuple[str, str]]:
+    """Every (name, value) pair, one per header line.
 
-    ``headers`` is anything with ``items()`` yielding (name, value); tornado's
-    HTTPHeaders yields repeated headers once per value.
+    tornado's HTTPHeaders is a mapping whose ``items()`` yields each name once
+    with its repeated values joined by a comma (``"alice,bob"``), which would
+    hide a duplicate; its ``get_all()`` yields every line. Plain mappings and
+    pair lists only have ``items()``.
     """
+    get_all = getattr(headers, "get_all", None)
+    if callable(get_all):
+        return list(get_all())
+    return list(headers.items())  # type: ignore[attr-defined]
+
+
+def header_values(headers: Mapping[str, str] | object, name: str) -> list[str]:
+    """Values of every header line whose name is ``name`` in any spelling."""
     wanted = _canonical(name)
-    items = headers.items()  # type: ignore[attr-defined]
-    return [value for key, value in items if _canonical(key) == wanted]
+    return [value for key, value in _pairs(headers) if _canonical(key) == wanted]
 
 
 def spelled_exactly(headers: Mapping[str, str] | object, name: str) -> bool:
     """True when every header matching ``name`` uses the dash spelling."""
     wanted = _canonical(name)
-    items = headers.items()  # type: ignore[attr-defined]
-    return all("_" not in key for key, _ in items if _canonical(key) == wanted)
+    return all("_" not in key for key, _ in _pairs(headers) if _canonical(key) == wanted)
 
 
 def map_username(raw: str, strip_realm: bool, lowercase: bool) -> str:
@@ -61,6 +79,39 @@ def map_username(raw: str, strip_realm: bool, lowercase: bool) -> str:
     if lowercase:
         name = name.lower()
     return name
+
+
+def realm_of(value: str) -> Optional[str]:
+    """The realm of ``name@REALM`` (after the last "@"), None without one."""
+    return value.rsplit("@", 1)[1] if "@" in value else None
+
+
+def realm_allowed(realm: str, allowed_realms: frozenset[str] | set[str]) -> bool:
+    """Whether ``realm`` is one of ``allowed_realms``, ignoring case."""
+    return realm.lower() in {r.lower() for r in allowed_realms}
+
+
+def scope_groups(groups: list[str], allowed_realms: frozenset[str] | set[str],
+                 strip_realm: bool) -> tuple[list[str], list[str]]:
+    """(kept, ignored) groups: a group of another realm grants nothing.
+
+    ``gw-admins@IDP`` from an allowed realm is kept, as ``gw-admins`` when
+    realms are stripped; groups without a realm are kept as they are.
+    """
+    kept: list[str] = []
+    ignored: list[str] = []
+    for group in groups:
+        realm = realm_of(group)
+        if realm is not None:
+            local = group.rsplit("@", 1)[0]
+            if not local or not realm_allowed(realm, allowed_realms):
+                ignored.append(group)
+                continue
+            if strip_realm:
+                group = local
+        if group not in kept:
+            kept.append(group)
+    return kept, ignored
 
 
 def split_groups(raw: str, separator: str) -> list[str]:
@@ -83,12 +134,16 @@ def identity_from_headers(
     policy: HeaderPolicy,
     uid_lookup: Callable[[str], Optional[int]] | None = None,
 ) -> dict[str, object]:
-    """Return ``{"name": ..., "groups": [...]}`` or raise IdentityRejected.
+    """Return ``{"name": ..., "groups": [...], "ignored_groups": [...]}`` or
+    raise IdentityRejected.
 
     The identity header is trusted only when the shared secret header matches
     (constant-time), exactly one value of each is present, and the dash
     spelling is used (an underscore spelling means something bypassed the
-    front end's header scrubbing).
+    front end's header scrubbing). A name with a realm outside
+    ``policy.allowed_realms`` is refused (stripping it would hand another
+    IdP's ``alice`` the local ``alice``), and the mapped name must be a
+    shell-safe account name. Groups of other realms are ignored.
     """
     if not policy.secret:
         raise IdentityRejected("no shared secret configured")
@@ -100,9 +155,19 @@ def identity_from_headers(
     users = header_values(headers, policy.user_header)
     if len(users) != 1 or not spelled_exactly(headers, policy.user_header):
         raise IdentityRejected("missing or ambiguous identity header")
-    name = map_username(users[0], policy.strip_realm, policy.lowercase)
+    raw = users[0]
+    if not raw.isprintable():
+        raise IdentityRejected("control characters in the identity")
+    realm = realm_of(raw.strip())
+    if realm is not None and not realm_allowed(realm, policy.allowed_realms):
+        raise IdentityRejected(f"realm {realm[:64]!r} is not in the allowed realms")
+    name = map_username(raw, policy.strip_realm, policy.lowercase)
     if not name:
         raise IdentityRejected("empty identity")
+    if policy.strip_realm and "@" in name:
+        raise IdentityRejected("more than one '@' in the identity")
+    if not SAFE_NAME_RE.fullmatch(name):
+        raise IdentityRejected("the identity may only hold letters, digits and _ . @ - (not first: . @ -)")
     if name in policy.extra_blocked:
         raise IdentityRejected("blocked account")
     uid = uid_lookup(name) if uid_lookup is not None else system_uid(name)
@@ -115,7 +180,8 @@ def identity_from_headers(
             raise IdentityRejected("ambiguous groups header")
         if values:
             groups = split_groups(values[0], policy.groups_separator)
-    return {"name": name, "groups": groups}
+    groups, ignored = scope_groups(groups, policy.allowed_realms, policy.strip_realm)
+    return {"name": name, "groups": groups, "ignored_groups": ignored}
 
 
 @dataclass(frozen=True)

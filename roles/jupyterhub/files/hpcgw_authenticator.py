@@ -39,6 +39,8 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
     secret_header = Unicode("X-Gateway-Secret", config=True, help="Header carrying the shared secret.")
     secret_file = Unicode("", config=True, help="File holding the shared secret.")
     strip_realm = Bool(True, config=True, help="Strip @realm from the identity.")
+    allowed_realms = Set(Unicode(), config=True,
+                         help="Realms (any case) identities and groups may carry; other realms are refused.")
     lowercase = Bool(True, config=True, help="Lowercase the identity.")
     min_uid = Int(1000, config=True, help="Refuse local accounts below this uid.")
     allowed_groups = Set(Unicode(), config=True, help="Groups (from the groups header) allowed in.")
@@ -56,6 +58,7 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
             secret_header=self.secret_header,
             secret=secret,
             strip_realm=self.strip_realm,
+            allowed_realms=frozenset(self.allowed_realms),
             lowercase=self.lowercase,
             min_uid=self.min_uid,
             extra_blocked=frozenset(self.blocked_users),
@@ -77,6 +80,9 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
             for name in [key for key in headers if key.lower().replace("_", "-") == self.secret_header.lower()]:
                 del headers[name]
         groups = list(ident["groups"])  # type: ignore[call-overload]
+        ignored = list(ident["ignored_groups"])  # type: ignore[call-overload]
+        if ignored:
+            self.log.warning("Groups of %s from realms not allowed, ignored: %s", ident["name"], ", ".join(ignored))
         # Always a list (possibly empty): with manage_groups the hub's group
         # memberships follow the header at every login.
         result: dict[str, Any] = {"name": ident["name"], "groups": groups}

@@ -330,6 +330,24 @@ def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
     }
 
 
+def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -> dict[str, Any]:
+    """Traits of the batch spawner started for a validated choice.
+
+    ``spawner`` is the cluster's entry of the rendered catalog (batch script,
+    exec prefix). The child also gets the submit mode (``hpcgw_submit``) and
+    empty ``user_options``: wrapspawner links every trait the wrapper and the
+    child share unless it is set here, and batchspawner 1.3.0 merges
+    ``user_options`` into the batch script's variables, so the raw request
+    (``{"account": ""}`` next to a valid choice) would overwrite the checked
+    values.
+    """
+    config: dict[str, Any] = dict(spawner)
+    config.update(batchspawner_traits(catalog, choice))
+    config["hpcgw_submit"] = catalog.cluster(choice.cluster).submit
+    config["user_options"] = {}
+    return config
+
+
 def describe(catalog: Catalog, choice: Choice) -> str:
     cluster = catalog.cluster(choice.cluster)
     queue = cluster.queue(choice.queue)

@@ -8,15 +8,16 @@ a job's token posts. Here:
   :mod:`hpcgw_profiles` - unknown keys, profiles, clusters, queues, accounts
   and out-of-range or non-integer resources are refused before anything
   starts;
-* the child spawner class is chosen by the cluster's scheduler, and its
-  traits come only from the admin's data and the checked choice;
+* the child spawner class is chosen by the cluster's scheduler (the
+  guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
+  shell-quoted), and its traits come only from the admin's data and the
+  checked choice - it never sees the raw ``user_options``;
 * ``/hub/api/batchspawner`` accepts only ``{"port": <1..65535>}``.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +28,17 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 import batchspawner.api  # noqa: F401  (registers the upstream handler we replace)
-from hpcgw_profiles import Catalog, ChoiceError, batchspawner_traits, describe, form_html
+from hpcgw_profiles import Catalog, ChoiceError, child_config, describe, form_html
 
 SCHEDULER_CLASSES = {
-    "slurm": "batchspawner.SlurmSpawner",
-    "torque": "batchspawner.TorqueSpawner",
-    "pbs": "batchspawner.PBSSpawner",
-    "sge": "batchspawner.GridengineSpawner",
-    "lsf": "batchspawner.LsfSpawner",
-    "condor": "batchspawner.CondorSpawner",
+    "slurm": "hpcgw_batch.GatewaySlurmSpawner",
+    "torque": "hpcgw_batch.GatewayTorqueSpawner",
+    "pbs": "hpcgw_batch.GatewayPBSSpawner",
+    "sge": "hpcgw_batch.GatewayGridengineSpawner",
+    "lsf": "hpcgw_batch.GatewayLsfSpawner",
+    "condor": "hpcgw_batch.GatewayCondorSpawner",
 }
 CALLBACK_ROUTE = r"/api/batchspawner"
-# Scheduler commands that run through the login node's shell when a cluster
-# is reached over SSH: each is passed to ssh as one quoted argument.
-REMOTE_COMMANDS = ("batch_submit_cmd", "batch_query_cmd", "batch_cancel_cmd")
-
-
-def quoted_for_ssh(child_class: type, config: dict[str, Any]) -> dict[str, str]:
-    """The scheduler commands of ``child_class`` (or ``config``) quoted for
-    ``ssh host '<command>'``, so the login node's shell sees them intact."""
-    return {name: shlex.quote(str(config.get(name) or getattr(child_class, name).default_value))
-            for name in REMOTE_COMMANDS}
 
 
 class GatewaySpawner(ProfilesSpawner):
@@ -109,11 +100,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.hpcgw_cluster = cluster.name
         self.hpcgw_scheduler = cluster.scheduler
         self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
-        config: dict[str, Any] = dict(cluster_raw.get("spawner", {}))
-        config.update(batchspawner_traits(catalog, choice))
-        if cluster.submit == "ssh":
-            config.update(quoted_for_ssh(self.child_class, config))
-        self.child_config = config
+        self.child_config = child_config(catalog, choice, cluster_raw.get("spawner", {}))
         self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
 
     def construct_child(self) -> Any:
@@ -141,7 +128,9 @@ class GatewaySpawner(ProfilesSpawner):
 
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows
-        # the scheduler saved with it, not today's catalog.
+        # the scheduler saved with it, not today's catalog. A state saved
+        # before hpcgw_batch (commands pre-quoted for ssh, no hpcgw_submit)
+        # gives the same command lines; its job id is checked before use.
         self.child_profile = state.get("profile", "")
         self.hpcgw_cluster = state.get("hpcgw_cluster", "")
         self.hpcgw_scheduler = state.get("hpcgw_scheduler", "")

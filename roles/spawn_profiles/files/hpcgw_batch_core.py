@@ -1,0 +1,237 @@
+"""Scheduler commands of the batch spawners, safe for the shells they cross.
+
+Pure Python (no batchspawner or JupyterHub import), unit-tested in
+``tests/unit``; ``hpcgw_batch`` puts :class:`GuardedBatchCommands` in front of
+each upstream batchspawner class.
+
+batchspawner 1.3.0 builds every scheduler command as ``exec_prefix + " " +
+command``, formats both with the spawner's values (str.format or Jinja2) and
+runs the line with ``asyncio.create_subprocess_shell``: the hub account's
+``/bin/sh`` parses all of it, and for a cluster reached over SSH the login
+node's shell parses the command a second time. Upstream takes the job id from
+the submit output unchecked (Torque, PBS, SGE, LSF) or loosely checked, and
+merges the request's ``user_options`` into the batch script's variables.
+Here instead:
+
+* the job id must match its scheduler's strict format
+  (:func:`parse_job_id`, :func:`check_job_id`) before any command sees it;
+* every value put into a command is shell-quoted, and for SSH the formatted
+  command is then quoted once more as ssh's single argument
+  (:func:`command_line`);
+* the batch script sees the spawner's ``req_*`` values and the server
+  command only, never ``user_options`` (:func:`template_vars`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Callable, ClassVar, Mapping, Optional
+
+_DIGITS = r"[0-9]{1,20}"
+_NAME = r"[A-Za-z0-9_.-]{1,64}"
+_SERVER = r"(?:\.[A-Za-z0-9_-]{1,63}){0,16}"
+
+# The job id alone, as stored in the spawner's state (and restored after a
+# hub restart): only characters no shell treats specially.
+JOB_ID_RE: dict[str, re.Pattern[str]] = {
+    "slurm": re.compile(_DIGITS),
+    "torque": re.compile(_DIGITS + _SERVER),
+    "pbs": re.compile(_DIGITS + _SERVER),
+    "sge": re.compile(_DIGITS),
+    "lsf": re.compile(_DIGITS),
+    "condor": re.compile(_DIGITS + r"(?:\.[0-9]{1,9})?"),
+}
+
+# The last line of the submit command's output, per scheduler; the group
+# "id" is the job id batchspawner 1.3.0's parse_job_id would return.
+SUBMIT_OUTPUT_RE: dict[str, tuple[re.Pattern[str], ...]] = {
+    # sbatch --parsable: "<id>" or "<id>;<cluster>"; plain sbatch:
+    # "Submitted batch job <id>" (" on cluster <name>" with -M).
+    "slurm": (
+        re.compile(rf"(?P<id>{_DIGITS})(?:;{_NAME})?"),
+        re.compile(rf"Submitted batch job (?P<id>{_DIGITS})(?: on cluster {_NAME})?"),
+    ),
+    # qsub: "<sequence>.<server>", e.g. "1234.torque01.example.org".
+    "torque": (re.compile(rf"(?P<id>{_DIGITS}{_SERVER})"),),
+    "pbs": (re.compile(rf"(?P<id>{_DIGITS}{_SERVER})"),),
+    # qsub: 'Your job 1234 ("name") has been submitted'; qsub -terse: "1234".
+    "sge": (
+        re.compile(rf'Your job (?P<id>{_DIGITS}) \("[^"]{{0,200}}"\) has been submitted'),
+        re.compile(rf"(?P<id>{_DIGITS})"),
+    ),
+    # bsub: "Job <1234> is submitted to queue <normal>." ("default queue" too).
+    "lsf": (re.compile(rf"Job <(?P<id>{_DIGITS})> is submitted to (?:default )?queue <[^<>]{{1,200}}>\."),),
+    # condor_submit: "1 job(s) submitted to cluster 1234." (after "Submitting job(s).").
+    "condor": (re.compile(rf"[0-9]{{1,9}} job\(s\) submitted to cluster (?P<id>{_DIGITS})\."),),
+}
+
+
+class JobIdError(ValueError):
+    """Scheduler output that is not a job id; the message is safe to log and show."""
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` shortened and with control characters replaced, quoted for a message."""
+    short = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return repr(short + ("..." if len(text) > limit else ""))
+
+
+def check_job_id(scheduler: str, job_id: str) -> str:
+    """``job_id`` when it has ``scheduler``'s job id format, else JobIdError."""
+    pattern = JOB_ID_RE.get(scheduler)
+    if pattern is None:
+        raise JobIdError(f"unknown scheduler {scheduler!r}")
+    if not isinstance(job_id, str) or len(job_id) > 255 or not pattern.fullmatch(job_id):
+        raise JobIdError(f"not a {scheduler} job id: {excerpt(str(job_id))}")
+    return job_id
+
+
+def parse_job_id(scheduler: str, output: str) -> str:
+    """The job id in a submit command's output, or JobIdError.
+
+    Only the last non-empty line counts (login banners and warnings come
+    first), and it must be exactly one of the scheduler's known formats.
+    """
+    formats = SUBMIT_OUTPUT_RE.get(scheduler)
+    if formats is None:
+        raise JobIdError(f"unknown scheduler {scheduler!r}")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    for pattern in formats:
+        match = pattern.fullmatch(last)
+        if match:
+            return check_job_id(scheduler, match.group("id"))
+    raise JobIdError(f"the scheduler's submit output is not a job id: {excerpt(output.strip())}")
+
+
+def shell_word(value: Any) -> str:
+    """``value`` as one shell word; an empty value stays empty (as in batchspawner)."""
+    text = str(value)
+    return shlex.quote(text) if text else ""
+
+
+def format_str(template: str, **values: Any) -> str:
+    """str.format, batchspawner's formatting of templates without ``{{``."""
+    return template.format(**values)
+
+
+def command_line(exec_prefix: str, command: str, values: Mapping[str, Any], remote: bool,
+                 render: Callable[..., str] = format_str) -> str:
+    """The line batchspawner's run_command gives to the hub account's shell.
+
+    Every value is shell-quoted before ``render`` (batchspawner's
+    format_template) substitutes it into ``exec_prefix`` and ``command``.
+    With ``remote`` (the prefix ends in ``ssh <host>``), the formatted
+    command is quoted as one argument afterwards: the hub's shell hands ssh
+    exactly that text, and the login node's shell parses it once.
+    """
+    quoted = {name: shell_word(value) for name, value in values.items()}
+    prefix = render(exec_prefix, **quoted)
+    body = render(command, **quoted)
+    if remote:
+        body = shlex.quote(body)
+    return " ".join(part for part in (prefix, body) if part)
+
+
+def template_vars(req_values: Mapping[str, Any], server_cmd: str) -> dict[str, Any]:
+    """The batch script's variables: the spawner's req_* values and ``cmd``.
+
+    batchspawner 1.3.0 also merges ``user_options`` here, so a REST request
+    could overwrite any of them (``{"account": ""}`` drops ``--account``);
+    the request's checked choice already is in the req_* values.
+    """
+    variables = dict(req_values)
+    variables["cmd"] = server_cmd
+    return variables
+
+
+class GuardedBatchCommands:
+    """Submit, query and cancel with checked job ids and shell-safe commands.
+
+    A mixin placed before a batchspawner class (see ``hpcgw_batch``), which
+    provides the attributes below; it replaces ``parse_job_id``,
+    ``submit_batch_script``, ``query_job_status`` and ``cancel_batch_job``,
+    the only places batchspawner 1.3.0 builds a command line.
+    """
+
+    job_scheduler: ClassVar[str] = ""
+    job_states: ClassVar[Any] = None  # batchspawner.JobStatus
+    render: ClassVar[Callable[..., str]] = staticmethod(format_str)
+
+    # Provided by the batchspawner class (traits) or the composed class.
+    hpcgw_submit: str
+    exec_prefix: str
+    batch_submit_cmd: str
+    batch_query_cmd: str
+    batch_cancel_cmd: str
+    job_id: str
+    job_status: str
+    log: Any
+    get_req_subvars: Callable[[], dict[str, Any]]
+    cmd_formatted_for_batch: Callable[[], str]
+    get_env: Callable[[], dict[str, str]]
+    run_command: Callable[..., Any]
+    _get_batch_script: Callable[..., Any]
+    state_isrunning: Callable[[], Any]
+    state_ispending: Callable[[], Any]
+    state_isunknown: Callable[[], Any]
+
+    def _command(self, template: str, **extra: str) -> str:
+        values = dict(self.get_req_subvars(), **extra)
+        return command_line(self.exec_prefix, template, values, self.hpcgw_submit == "ssh", type(self).render)
+
+    def parse_job_id(self, output: str) -> str:
+        return parse_job_id(self.job_scheduler, output)
+
+    def _checked_job_id(self) -> Optional[str]:
+        try:
+            return check_job_id(self.job_scheduler, self.job_id)
+        except JobIdError as exc:
+            self.log.error("No scheduler command for this job: %s", exc)
+            return None
+
+    async def submit_batch_script(self) -> str:
+        variables = template_vars(self.get_req_subvars(), self.cmd_formatted_for_batch())
+        script = await self._get_batch_script(**variables)
+        cmd = self._command(self.batch_submit_cmd)
+        self.log.info("Submitting the batch job: %s", cmd)
+        output = await self.run_command(cmd, input=script, env=self.get_env())
+        try:
+            self.job_id = self.parse_job_id(output)
+        except JobIdError as exc:
+            self.job_id = ""
+            self.log.error("Job submission refused: %s", exc)
+            raise RuntimeError(str(exc)) from None
+        self.log.info("Job %s submitted", self.job_id)
+        return self.job_id
+
+    async def query_job_status(self) -> Any:
+        states = self.job_states
+        job_id = self._checked_job_id() if self.job_id else None
+        if job_id is None:
+            self.job_status = ""
+            return states.NOTFOUND
+        cmd = self._command(self.batch_query_cmd, job_id=job_id)
+        try:
+            self.job_status = await self.run_command(cmd)
+        except RuntimeError as exc:  # the scheduler's stderr, as batchspawner keeps it
+            self.job_status = str(exc.args[0]) if exc.args else ""
+        except Exception:  # noqa: BLE001  (batchspawner too treats any other failure as no status)
+            self.log.error("Error querying job %s", job_id)
+            self.job_status = ""
+        if self.state_isrunning():
+            return states.RUNNING
+        if self.state_ispending():
+            return states.PENDING
+        if self.state_isunknown():
+            return states.UNKNOWN
+        return states.NOTFOUND
+
+    async def cancel_batch_job(self) -> None:
+        job_id = self._checked_job_id()
+        if job_id is None:
+            return
+        cmd = self._command(self.batch_cancel_cmd, job_id=job_id)
+        self.log.info("Cancelling job %s: %s", job_id, cmd)
+        await self.run_command(cmd)
