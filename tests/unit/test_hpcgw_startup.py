@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -40,7 +44,156 @@ def test_a_failing_module_gets_its_hint() -> None:
     assert "A module the job loads failed" in text
 
 
+def test_a_python_traceback_is_not_taken_for_a_module() -> None:
+    tail = 'File "<frozen runpy>", line 98, in _run_module_code\nsocket.gaierror: Name or service not known'
+    text = startup.failure_message("5", "c", "", startup.JobReport(1, tail))
+    assert "module" not in text.split("gaierror")[-1]
+    assert "send them to your support team" in text
+
+
+def test_a_package_in_dot_local_gets_its_hint() -> None:
+    tail = 'File "/home/alice/.local/lib/python3.11/site-packages/tornado/web.py"\nImportError: x'
+    assert "mv ~/.local ~/.local.off" in startup.failure_message("5", "c", "", startup.JobReport(1, tail))
+
+
 def test_without_a_report_the_scheduler_state_is_given() -> None:
     text = startup.failure_message("7", "testcluster", "NODE_FAIL", None)
     assert "scheduler state: NODE_FAIL" in text and "left no report" in text
     assert "(scheduler state: gone)" in startup.failure_message("7", "c", "", None)
+
+
+class Status(enum.Enum):
+    PENDING = 1
+    RUNNING = 2
+    UNKNOWN = 3
+    NOTFOUND = 4
+
+
+class Failed(Exception):
+    pass
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+class FakeJob(startup.WatchedStart):
+    """A batch spawner whose scheduler answers from a script of states, one
+    per query; ``events`` (query number -> action) sets the port, posts a
+    report or makes the server answer, as the real job and hub would."""
+
+    job_states = Status
+    startup_poll_interval = 0.01
+    hpcgw_job_check_interval = 0.05
+    http_timeout = 1
+
+    def __init__(self, states: list[Status], events: dict[int, str] | None = None) -> None:
+        self.states = states
+        self.events = events or {}
+        self.queries = 0
+        self.answering = False
+        self.job_id = ""
+        self.job_status = ""
+        self.hpcgw_job_report: startup.JobReport | None = None
+        self.ip = ""
+        self.port = 0
+        self.log = Log()
+
+    async def submit_batch_script(self) -> str:
+        self.job_id = "12"
+        return self.job_id
+
+    async def query_job_status(self) -> Status:
+        state = self.states[min(self.queries, len(self.states) - 1)]
+        self.queries += 1
+        event = self.events.get(self.queries, "")
+        if "port" in event:
+            self.port = 40389
+        if "report" in event:
+            self.hpcgw_job_report = startup.JobReport(3, "SystemExit: 3 in ~/.jupyter/jupyter_server_config.py")
+        if "answer" in event:
+            self.answering = True
+        self.job_status = "RUNNING hpcgw-c1" if state is Status.RUNNING else ""
+        return state
+
+    def state_gethost(self) -> str:
+        return "hpcgw-c1"
+
+    def traits(self) -> dict[str, Any]:
+        """The ip/port trait defaults, as traitlets gives them."""
+        return {"ip": SimpleNamespace(default_value="0.0.0.0"), "port": SimpleNamespace(default_value=0)}
+
+    async def hpcgw_server_answers(self) -> bool:
+        return self.answering
+
+    def hpcgw_failure(self, message: str) -> Exception:
+        return Failed(message)
+
+
+def _start(job: FakeJob) -> tuple[Any, float]:
+    began = time.monotonic()
+    try:
+        result: Any = asyncio.run(job.start())
+    except Failed as exc:
+        result = exc
+    return result, time.monotonic() - began
+
+
+def test_a_server_that_answers_is_started() -> None:
+    job = FakeJob([Status.PENDING, Status.RUNNING, Status.RUNNING], {2: "port", 3: "answer"})
+    result, _ = _start(job)
+    assert result == ("hpcgw-c1", 40389)
+
+
+def test_a_job_reporting_its_failure_after_the_port_fails_at_once() -> None:
+    """The issue's case: port reported, then the server exits and the job reports."""
+    job = FakeJob([Status.RUNNING], {1: "port+report"})
+    result, took = _start(job)
+    assert isinstance(result, Failed)
+    assert "exit status 3" in str(result) and "~/.jupyter" in str(result)
+    assert took < 0.5
+
+
+def test_a_job_gone_without_report_fails_within_one_check() -> None:
+    job = FakeJob([Status.RUNNING, Status.NOTFOUND], {1: "port"})
+    result, took = _start(job)
+    assert isinstance(result, Failed)
+    assert "left no report" in str(result) and "batch job 12" in str(result)
+    assert took < job.hpcgw_job_check_interval * 4
+
+
+def test_a_job_that_dies_before_its_port_fails_too() -> None:
+    job = FakeJob([Status.PENDING, Status.RUNNING, Status.NOTFOUND])
+    result, _ = _start(job)
+    assert isinstance(result, Failed) and "left no report" in str(result)
+
+
+def test_a_job_leaving_the_queue_while_pending_fails() -> None:
+    result, _ = _start(FakeJob([Status.PENDING, Status.NOTFOUND]))
+    assert isinstance(result, Failed) and "scheduler state: gone" in str(result)
+
+
+def test_an_unreachable_scheduler_is_waited_for() -> None:
+    job = FakeJob([Status.RUNNING, Status.UNKNOWN, Status.UNKNOWN, Status.RUNNING], {1: "port", 4: "answer"})
+    result, _ = _start(job)
+    assert result == ("hpcgw-c1", 40389)
+
+
+def test_a_silent_server_fails_after_http_timeout() -> None:
+    job = FakeJob([Status.RUNNING], {1: "port"})
+    result, took = _start(job)
+    assert isinstance(result, Failed) and "did not answer within 1 s" in str(result)
+    assert 1 <= took < 3
+
+
+def test_the_html_message_keeps_the_output_preformatted_and_escaped() -> None:
+    text = startup.failure_message("12", "c", "", startup.JobReport(1, "<script>x</script>\nline2"))
+    page = startup.failure_html(text)
+    assert "<pre>&lt;script&gt;x&lt;/script&gt;\nline2</pre>" in page
+    assert "<script>" not in page

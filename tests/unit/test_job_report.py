@@ -89,7 +89,7 @@ def _run_script(tmp_path: Path, hub: str, cmd: str, prologue: str = "") -> subpr
                    prologue=f"export PATH={bindir}:$PATH\n{prologue}")
     script = tmp_path / "job.sh"
     script.write_text(render("slurm", context))
-    env = dict(os.environ, SLURM_JOB_ID="77", JUPYTERHUB_API_URL=hub, JUPYTERHUB_API_TOKEN="t0k")
+    env = dict(os.environ, SLURM_JOB_ID="77", JUPYTERHUB_API_URL=hub, JUPYTERHUB_API_TOKEN="t0k", HOME=str(home))
     with (home / ".jupyterhub-slurm-77.log").open("w") as log:
         return subprocess.run(["bash", str(script)], env=env, stdout=log, stderr=subprocess.STDOUT,
                               text=True, check=False, timeout=60)
@@ -116,3 +116,30 @@ def test_a_server_that_ends_well_or_is_stopped_reports_nothing(tmp_path: Path, h
     stopped = _run_script(tmp_path, hub, "kill -TERM $$; sleep 0.2; exit 143")
     assert stopped.returncode == 143
     assert _Hub.received == []
+
+
+def test_the_users_jupyter_configuration_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".jupyter").mkdir()
+    assert report.user_config_note({"HOME": str(tmp_path)}) == ""
+    (tmp_path / ".jupyter" / "jupyter_server_config.py").write_text("raise SystemExit(3)\n")
+    (tmp_path / ".jupyter" / "migrated").write_text("")
+    note = report.user_config_note({"HOME": str(tmp_path)})
+    assert note == "[hpcgw] your own Jupyter configuration: ~/.jupyter/ holds jupyter_server_config.py"
+    assert report.user_config_note({}) == ""
+
+
+def test_the_note_survives_a_full_tail() -> None:
+    tail = "x" * report.MAX_TAIL_CHARS
+    text = report.with_note(tail, "[hpcgw] note")
+    assert len(text) == report.MAX_TAIL_CHARS and text.endswith("\n[hpcgw] note")
+    assert report.with_note("", "[hpcgw] note") == "[hpcgw] note"
+    assert report.with_note("abc", "") == "abc"
+
+
+def test_a_silent_failure_names_the_configuration(tmp_path: Path, hub: str) -> None:
+    """The issue's case: SystemExit(3) in the user's config prints nothing at all."""
+    result = _run_script(tmp_path, hub,
+                         "mkdir -p \"$HOME/.jupyter\"; : > \"$HOME/.jupyter/jupyter_server_config.py\"; exit 3")
+    assert result.returncode == 3
+    (posted,) = _Hub.received
+    assert posted["body"]["log_tail"].endswith("~/.jupyter/ holds jupyter_server_config.py")

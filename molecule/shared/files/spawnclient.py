@@ -8,6 +8,8 @@ object on stdout each):
   run BASE USER PASSWORD CODE          run CODE in a new kernel over the websocket
   stop BASE USER PASSWORD              stop the user's server and wait
   api BASE USER PASSWORD OPTIONS_JSON  start through the REST API with these options
+  outcome BASE USER PASSWORD OPTIONS_JSON  REST start, then its outcome: the API's answer, the
+                                       progress events, and the seconds to the final state
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
 
@@ -82,6 +84,24 @@ def api(browser: Browser, options: Any) -> dict[str, Any]:
     return out
 
 
+def outcome(browser: Browser, options: Any) -> dict[str, Any]:
+    """Start through the REST API and follow it to ready or failed, timed from the POST."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    name = out.get("name")
+    browser.request("GET", f"{pre}/hub/home")
+    began = time.monotonic()
+    status, body = browser.api("POST", f"{pre}/hub/api/users/{name}/server", options, xsrf_path=f"{pre}/hub")
+    out.update(api_status=status, api_body=body, api_seconds=round(time.monotonic() - began, 1))
+    if status == 202:  # still starting after the hub's slow_spawn_timeout: the progress stream ends it
+        _, _, stream = browser.request("GET", f"{pre}/hub/api/users/{name}/server/progress",
+                                       headers={"Accept": "text/event-stream"})
+        out["progress"] = [json.loads(line[5:]) for line in stream.splitlines() if line.startswith("data:")]
+    out["seconds"] = round(time.monotonic() - began, 1)
+    out["server"] = server_of(browser)
+    return out
+
+
 def form(browser: Browser) -> dict[str, Any]:
     pre = prefix_of(browser.base)
     out = login(browser)
@@ -117,6 +137,8 @@ def main(argv: list[str]) -> int:
         result = stop(browser)
     elif command == "api":
         result = api(browser, json.loads(argv[5]))
+    elif command == "outcome":
+        result = outcome(browser, json.loads(argv[5]))
     elif command == "form":
         result = form(browser)
     elif command == "bench":

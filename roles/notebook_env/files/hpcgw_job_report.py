@@ -45,6 +45,38 @@ def log_tail(path: str, max_chars: int = MAX_TAIL_CHARS, max_lines: int = MAX_TA
     return text[-max_chars:]
 
 
+CONFIG_PATTERNS = ("jupyter_*config.py", "jupyter_*config.json")
+
+
+def user_config_note(environ: Mapping[str, str]) -> str:
+    """A line naming the user's own Jupyter configuration files, if any.
+
+    A broken one stops the server, often silently (``raise SystemExit(3)``
+    prints nothing), so the user is shown where to look.
+    """
+    home = environ.get("HOME", "")
+    folder = Path(environ.get("JUPYTER_CONFIG_DIR") or (Path(home) / ".jupyter" if home else ""))
+    if not str(folder) or not folder.is_dir():
+        return ""
+    try:
+        found = sorted({p.name for pattern in CONFIG_PATTERNS for p in folder.glob(pattern)})
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    shown = str(folder).replace(home, "~", 1) if home else str(folder)
+    return f"[hpcgw] your own Jupyter configuration: {shown}/ holds {', '.join(found)}"
+
+
+def with_note(tail: str, note: str, max_chars: int = MAX_TAIL_CHARS) -> str:
+    """The tail with the note as its last line, within max_chars (the tail is cut first)."""
+    if not note:
+        return tail[-max_chars:]
+    room = max_chars - len(note) - 1
+    kept = tail[-room:] if room > 0 else ""
+    return (f"{kept}\n{note}" if kept else note)[-max_chars:]
+
+
 def report(status: int, tail: str) -> dict[str, object]:
     """The body the hub's callback takes for an ended job."""
     return {"exit_status": max(0, min(255, status)), "log_tail": tail}
@@ -73,7 +105,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         print("usage: hpcgw-job-report STATUS [LOG_FILE]", file=sys.stderr)
         return 2
     status = int(argv[1])
-    code = send(environ, report(status, log_tail(argv[2] if len(argv) > 2 else "")))
+    tail = with_note(log_tail(argv[2] if len(argv) > 2 else ""), user_config_note(environ))
+    code = send(environ, report(status, tail))
     print(f"hpcgw-job-report: exit status {status} reported to the hub (HTTP {code or 'unreachable'})",
           file=sys.stderr)
     return 0

@@ -19,19 +19,60 @@ from batchspawner.batchspawner import (
     TorqueSpawner,
     format_template,
 )
-from traitlets import HasTraits, Unicode
+from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Any, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
+from hpcgw_startup import WatchedStart, failure_html
 
 
-class GatewayBatchMixin(GuardedBatchCommands, HasTraits):
-    """The guarded commands plus the submit-mode trait set by GatewaySpawner."""
+class JobEnded(SpawnException):  # type: ignore[misc]
+    """The job ended (or never answered) before its server could serve.
+
+    A SpawnException: JupyterHub shows the message on the progress page and
+    answers the REST API with it, and does not count a user's own failing
+    job towards consecutive_failure_limit (which would stop the hub).
+    502: the user's server, behind the hub, failed.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="job_ended", status_code=502)
+        self.jupyterhub_message = message
+        self.jupyterhub_html_message = failure_html(message)
+
+
+class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
+    """The guarded commands, the watched start, and the traits GatewaySpawner sets."""
 
     job_states = JobStatus
     render = staticmethod(format_template)
     hpcgw_submit = Unicode(
         "local", help="How the scheduler is reached: local, or ssh (exec_prefix ends in ssh <host>).",
     )
+    hpcgw_cluster_title = Unicode("the cluster", help="The cluster's title, for messages.")
+    hpcgw_job_check_interval = Float(
+        2.0, help="Seconds between scheduler checks while a running job's server starts.",
+    )
+    # What the job's EXIT trap reported (hpcgw_startup.JobReport), set by the callback handler.
+    hpcgw_job_report = Any(None, allow_none=True)
+
+    def hpcgw_where(self) -> str:
+        return self.hpcgw_cluster_title
+
+    async def hpcgw_server_answers(self) -> bool:
+        """Does the server answer HTTP (any status) where it said it listens?"""
+        url = url_path_join(f"http://{self.ip}:{self.port}{self.server.base_url}", "api")
+        try:
+            response = await AsyncHTTPClient().fetch(
+                HTTPRequest(url, request_timeout=2.0, follow_redirects=False), raise_error=False)
+        except (OSError, HTTPClientError):  # refused, reset, timed out: not (yet) serving
+            return False
+        return response.code != 599
+
+    def hpcgw_failure(self, message: str) -> Exception:
+        return JobEnded(message)
 
 
 class GatewaySlurmSpawner(GatewayBatchMixin, SlurmSpawner):

@@ -334,8 +334,9 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
     """Traits of the batch spawner started for a validated choice.
 
     ``spawner`` is the cluster's entry of the rendered catalog (batch script,
-    exec prefix). The child also gets the submit mode (``hpcgw_submit``) and
-    empty ``user_options``: wrapspawner links every trait the wrapper and the
+    exec prefix). The child also gets the submit mode (``hpcgw_submit``), the
+    cluster's title for its messages (``hpcgw_cluster_title``) and empty
+    ``user_options``: wrapspawner links every trait the wrapper and the
     child share unless it is set here, and batchspawner 1.3.0 merges
     ``user_options`` into the batch script's variables, so the raw request
     (``{"account": ""}`` next to a valid choice) would overwrite the checked
@@ -343,7 +344,9 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
     """
     config: dict[str, Any] = dict(spawner)
     config.update(batchspawner_traits(catalog, choice))
-    config["hpcgw_submit"] = catalog.cluster(choice.cluster).submit
+    cluster = catalog.cluster(choice.cluster)
+    config["hpcgw_submit"] = cluster.submit
+    config["hpcgw_cluster_title"] = cluster.title
     config["user_options"] = {}
     return config
 

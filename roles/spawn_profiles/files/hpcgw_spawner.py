@@ -29,6 +29,7 @@ from wrapspawner import ProfilesSpawner
 
 import batchspawner.api  # noqa: F401  (registers the upstream handler we replace)
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe, form_html
+from hpcgw_startup import ReportRefused, parse_report
 
 SCHEDULER_CLASSES = {
     "slurm": "hpcgw_batch.GatewaySlurmSpawner",
@@ -152,7 +153,13 @@ class GatewaySpawner(ProfilesSpawner):
 
 
 class PortOnlyCallbackHandler(APIHandler):
-    """batchspawner-singleuser reports its port; nothing else is accepted."""
+    """What a job may tell the hub, and nothing else.
+
+    ``{"port": <1..65535>}`` from batchspawner-singleuser, or
+    ``{"exit_status": <0..255>, "log_tail": <str>}`` from the batch script's
+    EXIT trap (``hpcgw-job-report``) when the job ends with an error: the
+    starting spawner then fails at once with that output.
+    """
 
     @web.authenticated
     def post(self) -> None:
@@ -162,6 +169,9 @@ class PortOnlyCallbackHandler(APIHandler):
         if spawner is None:
             raise web.HTTPError(403, "token belongs to no server of this user")
         data = self.get_json_body()
+        if isinstance(data, dict) and "exit_status" in data:
+            self._record_report(spawner, data)
+            return
         if not isinstance(data, dict) or set(data) != {"port"}:
             raise web.HTTPError(400, 'body must be exactly {"port": <int>}')
         port = data["port"]
@@ -170,6 +180,19 @@ class PortOnlyCallbackHandler(APIHandler):
         spawner.port = port
         self.set_status(201)
         self.finish(json.dumps({"message": "port recorded"}))
+
+    def _record_report(self, spawner: Any, data: dict[str, Any]) -> None:
+        try:
+            report = parse_report(data)
+        except ReportRefused as exc:
+            raise web.HTTPError(400, str(exc)) from exc
+        child = getattr(spawner, "child_spawner", None) or spawner
+        if hasattr(child, "hpcgw_job_report"):
+            child.hpcgw_job_report = report
+        self.log.warning("Job of %s ended with exit status %d; its output ends with: %r",
+                         spawner._log_name, report.exit_status, report.log_tail[-500:])
+        self.set_status(201)
+        self.finish(json.dumps({"message": "exit status recorded"}))
 
 
 def _replace_callback_handler() -> None:

@@ -8,6 +8,9 @@ job's EXIT trap reported (``hpcgw-job-report``), and what to try.
 
 from __future__ import annotations
 
+import asyncio
+import html
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -40,11 +43,17 @@ def parse_report(data: Any) -> JobReport:
     return JobReport(exit_status=status, log_tail=tail)
 
 
+MODULE_FAILURE = re.compile(r"\bLmod\b|\bmodule(cmd)?: |unable to locate a modulefile|module load", re.IGNORECASE)
+
+
 def _hint(tail: str) -> str:
     if ".jupyter" in tail:
-        return ("Your own Jupyter configuration (~/.jupyter) stopped the server: fix or move aside the file "
-                "named above (for example `mv ~/.jupyter ~/.jupyter.off`) and start again.")
-    if "module" in tail.lower():
+        return ("Your own Jupyter configuration (~/.jupyter) may have stopped the server: fix or move aside "
+                "the file named above (for example `mv ~/.jupyter ~/.jupyter.off`) and start again.")
+    if "/.local/lib/python" in tail:
+        return ("A Python package in your ~/.local takes the place of the server's own: remove it, or move "
+                "~/.local aside (`mv ~/.local ~/.local.off`), and start again.")
+    if MODULE_FAILURE.search(tail):
         return "A module the job loads failed: check the module names above, or ask your support team."
     return "If the lines above do not say why, send them to your support team."
 
@@ -60,3 +69,109 @@ def failure_message(job_id: str, where: str, state: str, report: Optional[JobRep
     if report.log_tail.strip():
         text += f"\nLast lines of the job's output:\n{report.log_tail.rstrip()}\n"
     return f"{text} {_hint(report.log_tail)}"
+
+
+def failure_html(message: str) -> str:
+    """The message for the progress and error pages: the output as preformatted text."""
+    head, sep, rest = message.partition("\nLast lines of the job's output:\n")
+    if not sep:
+        return html.escape(message)
+    tail, _, hint = rest.rpartition("\n")
+    return (f"{html.escape(head)}<br>Last lines of the job's output:"
+            f"<pre>{html.escape(tail)}</pre>{html.escape(hint.strip())}")
+
+
+class WatchedStart:
+    """``start`` of a batch spawner that fails as soon as the job ends.
+
+    batchspawner 1.3.0 waits for the server's port without looking at the
+    job again, and JupyterHub then waits ``http_timeout`` for an HTTP
+    answer: a job that died on the way (a broken ``~/.jupyter``, a failing
+    module load, a lost node) was noticed only after minutes, and
+    JupyterHub 6.1.1 could then crash on its unfinished spawn future
+    (``InvalidStateError``). Here start returns only once the server
+    answers HTTP, and raises the moment the job reports its failure
+    (``hpcgw_job_report``, set by the callback handler) or the scheduler no
+    longer lists it as running (checked every ``hpcgw_job_check_interval``
+    seconds). While the scheduler cannot answer (UNKNOWN) it keeps waiting.
+
+    A mixin before a batchspawner class; the composed class provides the
+    attributes below (``hpcgw_batch.GatewayBatchMixin``).
+    """
+
+    job_states: Any
+    startup_poll_interval: float
+    hpcgw_job_check_interval: float
+    http_timeout: int
+    job_id: str
+    job_status: str
+    hpcgw_job_report: Optional[JobReport]
+    log: Any
+
+    def hpcgw_where(self) -> str:
+        return "the cluster"
+
+    async def hpcgw_server_answers(self) -> bool:
+        raise NotImplementedError
+
+    def hpcgw_failure(self, message: str) -> Exception:
+        return RuntimeError(message)
+
+    def _ended(self, state: str) -> Exception:
+        message = failure_message(self.job_id, self.hpcgw_where(), state, self.hpcgw_job_report)
+        self.log.warning("Spawn failed: %s", message)
+        return self.hpcgw_failure(message)
+
+    async def _wait_running(self) -> None:
+        states = self.job_states
+        while True:
+            if self.hpcgw_job_report is not None:
+                raise self._ended("")
+            status = await self.query_job_status()  # type: ignore[attr-defined]
+            if status == states.RUNNING:
+                return
+            if status not in (states.PENDING, states.UNKNOWN):
+                raise self._ended(self.job_status.strip())
+            await asyncio.sleep(self.startup_poll_interval)
+
+    async def _wait_answer(self) -> None:
+        states = self.job_states
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.hpcgw_job_check_interval
+        answer_deadline: Optional[float] = None
+        while True:
+            if self.hpcgw_job_report is not None:
+                raise self._ended("")
+            if self.port:  # type: ignore[attr-defined]
+                if answer_deadline is None:
+                    answer_deadline = loop.time() + self.http_timeout
+                if await self.hpcgw_server_answers():
+                    return
+                if loop.time() > answer_deadline:
+                    raise self.hpcgw_failure(
+                        f"Your server (batch job {self.job_id}) did not answer within {self.http_timeout} s "
+                        "of reporting its port; the job is cancelled. Try again, or send this message to your "
+                        "support team.")
+            if loop.time() >= next_check:
+                status = await self.query_job_status()  # type: ignore[attr-defined]
+                if status not in (states.RUNNING, states.UNKNOWN):
+                    raise self._ended(self.job_status.strip())
+                next_check = loop.time() + self.hpcgw_job_check_interval
+            await asyncio.sleep(self.startup_poll_interval)
+
+    async def start(self) -> tuple[str, int]:
+        self.hpcgw_job_report = None
+        # As batchspawner: the job's environment (JUPYTERHUB_SERVICE_URL) is
+        # built from these defaults; the job reports its real port.
+        self.ip = self.traits()["ip"].default_value  # type: ignore[attr-defined]
+        self.port = self.traits()["port"].default_value  # type: ignore[attr-defined]
+        if getattr(self, "server", None):
+            self.server.port = self.port  # type: ignore[attr-defined]
+        await self.submit_batch_script()  # type: ignore[attr-defined]
+        if not self.job_id:
+            raise self.hpcgw_failure("The scheduler accepted no job (no job id in its answer).")
+        await self._wait_running()
+        self.ip = self.state_gethost()  # type: ignore[attr-defined]
+        await self._wait_answer()
+        self.log.info("Notebook server job %s answers at %s:%s", self.job_id, self.ip, self.port)  # type: ignore[attr-defined]
+        return self.ip, self.port  # type: ignore[attr-defined]
