@@ -1,4 +1,5 @@
-"""The job's own failure report, as the hub checks it, and the message the user reads."""
+"""What the user reads when a job ends before its server answers, and the
+watched start that notices it at once."""
 
 from __future__ import annotations
 
@@ -8,31 +9,13 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 
-import hpcgw_job_report
 import hpcgw_startup as startup
-
-
-def test_the_reporters_body_is_accepted() -> None:
-    body = hpcgw_job_report.report(3, "x" * hpcgw_job_report.MAX_TAIL_CHARS)
-    assert startup.parse_report(body) == startup.JobReport(3, "x" * startup.MAX_TAIL_CHARS)
-    assert hpcgw_job_report.MAX_TAIL_CHARS == startup.MAX_TAIL_CHARS
-
-
-@pytest.mark.parametrize("body", [
-    None, [], {"exit_status": 3}, {"log_tail": ""}, {"exit_status": 3, "log_tail": "", "port": 1},
-    {"exit_status": "3", "log_tail": ""}, {"exit_status": True, "log_tail": ""},
-    {"exit_status": 256, "log_tail": ""}, {"exit_status": -1, "log_tail": ""},
-    {"exit_status": 3, "log_tail": 5}, {"exit_status": 3, "log_tail": "x" * 4001},
-])
-def test_other_bodies_are_refused(body: Any) -> None:
-    with pytest.raises(startup.ReportRefused):
-        startup.parse_report(body)
+from hpcgw_callback_core import JobReport
 
 
 def test_a_broken_user_config_is_named_with_the_output() -> None:
-    report = startup.JobReport(1, "File \"/home/alice/.jupyter/jupyter_server_config.py\", line 1\nSystemExit: 3")
+    report = JobReport(1, "File \"/home/alice/.jupyter/jupyter_server_config.py\", line 1\nSystemExit: 3")
     text = startup.failure_message("12", "testcluster", "COMPLETED", report)
     assert "batch job 12 on testcluster ended before the server answered (exit status 1)" in text
     assert "SystemExit: 3" in text
@@ -40,20 +23,20 @@ def test_a_broken_user_config_is_named_with_the_output() -> None:
 
 
 def test_a_failing_module_gets_its_hint() -> None:
-    text = startup.failure_message("5", "c", "FAILED", startup.JobReport(1, "Lmod has detected: module python/9 unknown"))
+    text = startup.failure_message("5", "c", "FAILED", JobReport(1, "Lmod has detected: module python/9 unknown"))
     assert "A module the job loads failed" in text
 
 
 def test_a_python_traceback_is_not_taken_for_a_module() -> None:
     tail = 'File "<frozen runpy>", line 98, in _run_module_code\nsocket.gaierror: Name or service not known'
-    text = startup.failure_message("5", "c", "", startup.JobReport(1, tail))
+    text = startup.failure_message("5", "c", "", JobReport(1, tail))
     assert "module" not in text.split("gaierror")[-1]
     assert "send them to your support team" in text
 
 
 def test_a_package_in_dot_local_gets_its_hint() -> None:
     tail = 'File "/home/alice/.local/lib/python3.11/site-packages/tornado/web.py"\nImportError: x'
-    assert "mv ~/.local ~/.local.off" in startup.failure_message("5", "c", "", startup.JobReport(1, tail))
+    assert "mv ~/.local ~/.local.off" in startup.failure_message("5", "c", "", JobReport(1, tail))
 
 
 def test_without_a_report_the_scheduler_state_is_given() -> None:
@@ -83,7 +66,23 @@ class Log:
     warning = info
 
 
-class FakeJob(startup.WatchedStart):
+class FakeBatch:
+    """batchspawner's poll/cancel/clear_state, as WatchedStart sees them."""
+
+    cancelled: list[str]
+
+    async def poll(self) -> int | None:
+        return None if await self.query_job_status() in (Status.PENDING, Status.RUNNING, Status.UNKNOWN) else 1  # type: ignore[attr-defined]
+
+    async def cancel_batch_job(self) -> None:
+        self.cancelled.append(self.job_id)  # type: ignore[attr-defined]
+
+    def clear_state(self) -> None:
+        self.job_id = ""
+        self.hpcgw_starting = False
+
+
+class FakeJob(startup.WatchedStart, FakeBatch):
     """A batch spawner whose scheduler answers from a script of states, one
     per query; ``events`` (query number -> action) sets the port, posts a
     report or makes the server answer, as the real job and hub would."""
@@ -100,10 +99,16 @@ class FakeJob(startup.WatchedStart):
         self.answering = False
         self.job_id = ""
         self.job_status = ""
-        self.hpcgw_job_report: startup.JobReport | None = None
+        self.hpcgw_job_report: JobReport | None = None
         self.ip = ""
         self.port = 0
         self.log = Log()
+        self.cancelled = []
+        self.hpcgw_starting = False
+        self.persisted: list[tuple[str, bool]] = []
+
+    def hpcgw_persist(self) -> None:
+        self.persisted.append((self.job_id, self.hpcgw_starting))
 
     async def submit_batch_script(self) -> str:
         self.job_id = "12"
@@ -116,7 +121,7 @@ class FakeJob(startup.WatchedStart):
         if "port" in event:
             self.port = 40389
         if "report" in event:
-            self.hpcgw_job_report = startup.JobReport(3, "SystemExit: 3 in ~/.jupyter/jupyter_server_config.py")
+            self.hpcgw_job_report = JobReport(3, "SystemExit: 3 in ~/.jupyter/jupyter_server_config.py")
         if "answer" in event:
             self.answering = True
         self.job_status = "RUNNING hpcgw-c1" if state is Status.RUNNING else ""
@@ -193,7 +198,43 @@ def test_a_silent_server_fails_after_http_timeout() -> None:
 
 
 def test_the_html_message_keeps_the_output_preformatted_and_escaped() -> None:
-    text = startup.failure_message("12", "c", "", startup.JobReport(1, "<script>x</script>\nline2"))
+    text = startup.failure_message("12", "c", "", JobReport(1, "<script>x</script>\nline2"))
     page = startup.failure_html(text)
     assert "<pre>&lt;script&gt;x&lt;/script&gt;\nline2</pre>" in page
     assert "<script>" not in page
+
+
+def test_the_job_is_saved_as_starting_right_after_submit() -> None:
+    job = FakeJob([Status.RUNNING], {1: "port", 2: "answer"})
+    assert _start(job)[0] == ("hpcgw-c1", 40389)
+    assert job.persisted == [("12", True)]
+    assert job.hpcgw_starting is False  # saved by JupyterHub once start returns
+
+
+def test_a_spawn_interrupted_by_a_hub_restart_is_cancelled() -> None:
+    """A fresh hub process loads the saved state of a spawn still starting:
+    its job would run to the walltime with no server in the hub."""
+    restored = FakeJob([Status.PENDING])
+    restored.job_id, restored.hpcgw_starting = "12", True
+    assert asyncio.run(restored.poll()) == 1
+    assert restored.cancelled == ["12"] and restored.job_id == ""
+
+
+def test_a_running_server_restored_after_a_restart_is_kept() -> None:
+    restored = FakeJob([Status.RUNNING])
+    restored.job_id = "12"
+    assert asyncio.run(restored.poll()) is None
+    assert restored.cancelled == []
+
+
+def test_a_spawn_in_progress_in_this_hub_is_not_cancelled_by_a_poll() -> None:
+    job = FakeJob([Status.PENDING, Status.PENDING, Status.RUNNING], {3: "port+answer"})
+
+    async def start_and_poll() -> Any:
+        task = asyncio.ensure_future(job.start())
+        await asyncio.sleep(0.015)
+        polled = await job.poll()
+        return polled, await task
+
+    polled, started = asyncio.run(start_and_poll())
+    assert polled is None and started == ("hpcgw-c1", 40389) and job.cancelled == []

@@ -22,7 +22,7 @@ from batchspawner.batchspawner import (
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Any, Float, HasTraits, Unicode
+from traitlets import Any, Bool, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
 from hpcgw_startup import WatchedStart, failure_html
@@ -55,8 +55,24 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     hpcgw_job_check_interval = Float(
         2.0, help="Seconds between scheduler checks while a running job's server starts.",
     )
-    # What the job's EXIT trap reported (hpcgw_startup.JobReport), set by the callback handler.
+    # What the job's EXIT trap reported (hpcgw_callback_core.JobReport), set by the callback handler.
     hpcgw_job_report = Any(None, allow_none=True)
+    # From the submit until the server answers; saved with the job id (WatchedStart.poll).
+    hpcgw_starting = Bool(False)
+
+    def get_state(self) -> dict[str, object]:
+        state = super().get_state()
+        if self.hpcgw_starting:
+            state["hpcgw_starting"] = True
+        return state
+
+    def load_state(self, state: dict[str, object]) -> None:
+        super().load_state(state)
+        self.hpcgw_starting = bool(state.get("hpcgw_starting", False))
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.hpcgw_starting = False
 
     def hpcgw_where(self) -> str:
         return self.hpcgw_cluster_title

@@ -229,6 +229,8 @@ class GuardedBatchCommands:
         return states.NOTFOUND
 
     async def cancel_batch_job(self) -> None:
+        if not self.job_id:  # nothing submitted, or the state already cleared
+            return
         job_id = self._checked_job_id()
         if job_id is None:
             return

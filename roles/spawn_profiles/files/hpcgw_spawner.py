@@ -12,7 +12,12 @@ a job's token posts. Here:
   guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
   shell-quoted), and its traits come only from the admin's data and the
   checked choice - it never sees the raw ``user_options``;
-* ``/hub/api/batchspawner`` accepts only ``{"port": <1..65535>}``.
+* a batch job's state (its id) is saved as soon as it is submitted, so a
+  hub restarted during the spawn finds the job (and cancels it) instead of
+  leaving an orphan.
+
+The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
+(``hpcgw_hub_api``), in place whatever the spawner.
 """
 
 from __future__ import annotations
@@ -21,15 +26,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.apihandlers import APIHandler, default_handlers
 from tornado import web
 from traitlets import Dict, Unicode
 from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
-import batchspawner.api  # noqa: F401  (registers the upstream handler we replace)
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe, form_html
-from hpcgw_startup import ReportRefused, parse_report
 
 SCHEDULER_CLASSES = {
     "slurm": "hpcgw_batch.GatewaySlurmSpawner",
@@ -39,7 +41,6 @@ SCHEDULER_CLASSES = {
     "lsf": "hpcgw_batch.GatewayLsfSpawner",
     "condor": "hpcgw_batch.GatewayCondorSpawner",
 }
-CALLBACK_ROUTE = r"/api/batchspawner"
 
 
 class GatewaySpawner(ProfilesSpawner):
@@ -125,7 +126,16 @@ class GatewaySpawner(ProfilesSpawner):
             self.construct_child()
         finally:
             self._starting = False
+        if hasattr(self.child_spawner, "hpcgw_persist"):
+            self.child_spawner.hpcgw_persist = self._persist_state
         return self.child_spawner.start()
+
+    def _persist_state(self) -> None:
+        """Save the state (the child's job id) now, not only once start returns:
+        a hub restarted meanwhile then finds the job instead of forgetting it."""
+        if self.orm_spawner is not None:
+            self.orm_spawner.state = self.get_state()
+            self.db.commit()
 
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows
@@ -150,54 +160,3 @@ class GatewaySpawner(ProfilesSpawner):
         super().clear_state()
         self.hpcgw_cluster = ""
         self.hpcgw_scheduler = ""
-
-
-class PortOnlyCallbackHandler(APIHandler):
-    """What a job may tell the hub, and nothing else.
-
-    ``{"port": <1..65535>}`` from batchspawner-singleuser, or
-    ``{"exit_status": <0..255>, "log_tail": <str>}`` from the batch script's
-    EXIT trap (``hpcgw-job-report``) when the job ends with an error: the
-    starting spawner then fails at once with that output.
-    """
-
-    @web.authenticated
-    def post(self) -> None:
-        user = self.current_user
-        token = self.get_auth_token()
-        spawner = next((s for s in user.spawners.values() if s.api_token == token), None)
-        if spawner is None:
-            raise web.HTTPError(403, "token belongs to no server of this user")
-        data = self.get_json_body()
-        if isinstance(data, dict) and "exit_status" in data:
-            self._record_report(spawner, data)
-            return
-        if not isinstance(data, dict) or set(data) != {"port"}:
-            raise web.HTTPError(400, 'body must be exactly {"port": <int>}')
-        port = data["port"]
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise web.HTTPError(400, "port must be an integer in 1..65535")
-        spawner.port = port
-        self.set_status(201)
-        self.finish(json.dumps({"message": "port recorded"}))
-
-    def _record_report(self, spawner: Any, data: dict[str, Any]) -> None:
-        try:
-            report = parse_report(data)
-        except ReportRefused as exc:
-            raise web.HTTPError(400, str(exc)) from exc
-        child = getattr(spawner, "child_spawner", None) or spawner
-        if hasattr(child, "hpcgw_job_report"):
-            child.hpcgw_job_report = report
-        self.log.warning("Job of %s ended with exit status %d; its output ends with: %r",
-                         spawner._log_name, report.exit_status, report.log_tail[-500:])
-        self.set_status(201)
-        self.finish(json.dumps({"message": "exit status recorded"}))
-
-
-def _replace_callback_handler() -> None:
-    default_handlers[:] = [h for h in default_handlers if h[0] != CALLBACK_ROUTE]
-    default_handlers.append((CALLBACK_ROUTE, PortOnlyCallbackHandler))
-
-
-_replace_callback_handler()

@@ -14,34 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-# Limits of what a job may report (hpcgw_job_report.py sends within them).
-MAX_TAIL_CHARS = 4000
-MAX_STATUS = 255
-
-
-class ReportRefused(ValueError):
-    """A job's report is not of the accepted shape."""
-
-
-@dataclass(frozen=True)
-class JobReport:
-    """What a job said about its own end."""
-
-    exit_status: int
-    log_tail: str
-
-
-def parse_report(data: Any) -> JobReport:
-    """The report body ``{"exit_status": int, "log_tail": str}``, checked."""
-    if not isinstance(data, dict) or set(data) != {"exit_status", "log_tail"}:
-        raise ReportRefused('body must be exactly {"exit_status": <int>, "log_tail": <str>}')
-    status, tail = data["exit_status"], data["log_tail"]
-    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= MAX_STATUS:
-        raise ReportRefused(f"exit_status must be an integer in 0..{MAX_STATUS}")
-    if not isinstance(tail, str) or len(tail) > MAX_TAIL_CHARS:
-        raise ReportRefused(f"log_tail must be a string of at most {MAX_TAIL_CHARS} characters")
-    return JobReport(exit_status=status, log_tail=tail)
-
+from hpcgw_callback_core import JobReport
 
 MODULE_FAILURE = re.compile(r"\bLmod\b|\bmodule(cmd)?: |unable to locate a modulefile|module load", re.IGNORECASE)
 
@@ -111,6 +84,15 @@ class WatchedStart:
     def hpcgw_where(self) -> str:
         return "the cluster"
 
+    def hpcgw_persist(self) -> None:
+        """Save the spawner's state now (the wrapper replaces this)."""
+
+    # True from the submit until the server answers; saved with the state.
+    hpcgw_starting: bool
+    # Set by start() in this hub process: a saved hpcgw_starting without it
+    # is a spawn the hub restarted in the middle of.
+    _hpcgw_live_start = False
+
     async def hpcgw_server_answers(self) -> bool:
         raise NotImplementedError
 
@@ -167,11 +149,29 @@ class WatchedStart:
         self.port = self.traits()["port"].default_value  # type: ignore[attr-defined]
         if getattr(self, "server", None):
             self.server.port = self.port  # type: ignore[attr-defined]
+        self._hpcgw_live_start = True
         await self.submit_batch_script()  # type: ignore[attr-defined]
         if not self.job_id:
             raise self.hpcgw_failure("The scheduler accepted no job (no job id in its answer).")
+        self.hpcgw_starting = True
+        self.hpcgw_persist()
         await self._wait_running()
         self.ip = self.state_gethost()  # type: ignore[attr-defined]
         await self._wait_answer()
+        self.hpcgw_starting = False
         self.log.info("Notebook server job %s answers at %s:%s", self.job_id, self.ip, self.port)  # type: ignore[attr-defined]
         return self.ip, self.port  # type: ignore[attr-defined]
+
+    async def poll(self) -> Optional[int]:
+        """None while the job runs; a spawn interrupted by a hub restart is
+        cancelled (its server was never handed to the proxy: it would run
+        to its walltime as an orphan) and reported as stopped."""
+        if self.hpcgw_starting and not self._hpcgw_live_start:
+            self.log.warning("Job %s was still starting when the hub restarted: cancelling it", self.job_id)
+            try:
+                await self.cancel_batch_job()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001  (the poll must answer; the reaper retries)
+                self.log.error("Cancelling job %s failed: %s", self.job_id, exc)
+            self.clear_state()  # type: ignore[attr-defined]
+            return 1
+        return await super().poll()  # type: ignore[misc,no-any-return]
