@@ -22,14 +22,14 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "username": "alice", "homedir": "/home/alice",
         "keepvars": "PATH,LANG,JUPYTERHUB_API_TOKEN,JUPYTERHUB_API_URL",
         "partition": "gpu", "queue": "gpu", "runtime": "01:30:00", "memory": "8G",
-        "nprocs": "4", "ngpus": "1", "account": "proj1",
+        "nprocs": "4", "ngpus": "1", "account": "proj1", "gateway_tag": "hpcgw-gw",
         "prologue": "module load python\nexport OMP_NUM_THREADS=4", "epilogue": "",
         "cmd": "/opt/hpcgw/notebook/bin/batchspawner-singleuser /opt/hpcgw/notebook/bin/jupyterhub-singleuser",
     },
     "minimal": {
         "username": "bob", "homedir": "/home/bob", "keepvars": "JUPYTERHUB_API_TOKEN",
         "partition": "debug", "queue": "debug", "runtime": "00:10:00", "memory": "1G",
-        "nprocs": "1", "ngpus": "0", "account": "", "prologue": "", "epilogue": "",
+        "nprocs": "1", "ngpus": "0", "account": "", "gateway_tag": "", "prologue": "", "epilogue": "",
         "cmd": "batchspawner-singleuser jupyterhub-singleuser",
     },
 }

@@ -233,6 +233,30 @@ def server_of(browser: Browser) -> dict[str, Any]:
     return user.get("servers", {}).get("", {}) or {}
 
 
+def new_kernel(browser: Browser, name: str) -> dict[str, Any]:
+    """Start a kernel on `name`'s server (after the server's OAuth, as a browser); its id."""
+    pre = prefix_of(browser.base)
+    status, _, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    upath = f"{pre}/user/{name}"
+    kstatus, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
+    out: dict[str, Any] = {"oauth_status": status, "kernel_status": kstatus}
+    if kstatus in (200, 201) and isinstance(kernel, dict):
+        out["kernel_id"] = kernel["id"]
+    return out
+
+
+def run_in(browser: Browser, name: str, kernel_id: str, code: str) -> dict[str, Any]:
+    """Open a new websocket to an existing kernel (as a browser reconnecting) and run code."""
+    pre = prefix_of(browser.base)
+    status, _, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    upath = f"{pre}/user/{name}"
+    xsrf = browser.cookie("_xsrf", upath)
+    query = urllib.parse.urlencode({"session_id": uuid.uuid4().hex, **({"_xsrf": xsrf} if xsrf else {})})
+    out: dict[str, Any] = {"oauth_status": status}
+    out.update(run_in_kernel(browser, f"{upath}/api/kernels/{kernel_id}/channels?{query}", code))
+    return out
+
+
 def run_code(browser: Browser, name: str, code: str) -> dict[str, Any]:
     """Run `code` in a new kernel of `name`'s server over the websocket, then delete the kernel."""
     pre = prefix_of(browser.base)

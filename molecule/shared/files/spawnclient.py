@@ -11,6 +11,9 @@ object on stdout each):
   outcome BASE USER PASSWORD OPTIONS_JSON  REST start, then its outcome: the API's answer, the
                                        progress events, and the seconds to the final state
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
+  status BASE USER PASSWORD            the user's server as the hub reports it ({} = none)
+  kernel BASE USER PASSWORD            start a kernel on the user's server (its id)
+  run-in BASE USER PASSWORD KERNEL CODE  run CODE in that kernel over a new websocket
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
 
 BASE and --base-path as in gwclient.py.
@@ -25,8 +28,8 @@ import sys
 import time
 from typing import Any
 
-from gwclient import (Browser, login, post_spawn_form, prefix_of, run_code, server_of, spawn_form_action,
-                      split_base_path)
+from gwclient import (Browser, login, new_kernel, post_spawn_form, prefix_of, run_code, run_in, server_of,
+                      spawn_form_action, split_base_path)
 
 
 def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
@@ -139,6 +142,15 @@ def main(argv: list[str]) -> int:
         result = api(browser, json.loads(argv[5]))
     elif command == "outcome":
         result = outcome(browser, json.loads(argv[5]))
+    elif command == "status":
+        result = login(browser)
+        result["server"] = server_of(browser)
+    elif command == "kernel":
+        result = login(browser)
+        result.update(new_kernel(browser, str(result.get("name"))))
+    elif command == "run-in":
+        result = login(browser)
+        result.update(run_in(browser, str(result.get("name")), argv[5], argv[6]))
     elif command == "form":
         result = form(browser)
     elif command == "bench":

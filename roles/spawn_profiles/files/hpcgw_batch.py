@@ -52,6 +52,8 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
         "local", help="How the scheduler is reached: local, or ssh (exec_prefix ends in ssh <host>).",
     )
     hpcgw_cluster_title = Unicode("the cluster", help="The cluster's title, for messages.")
+    # {gateway_tag} of the batch script: the job's comment hpcgw:<tag>, how the reaper knows its jobs.
+    req_gateway_tag = Unicode("", help="This gateway's mark on its jobs (spawn_profiles_gateway_tag).")
     hpcgw_job_check_interval = Float(
         2.0, help="Seconds between scheduler checks while a running job's server starts.",
     )

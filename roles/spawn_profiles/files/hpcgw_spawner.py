@@ -52,6 +52,8 @@ class GatewaySpawner(ProfilesSpawner):
     local_class = Unicode("sudospawner.SudoSpawner", config=True,
                           help="Spawner class of the local profile.")
     local_config = Dict(config=True, help="Traits of the local profile's spawner.")
+    gateway_tag = Unicode("", config=True,
+                          help="This gateway's mark on its batch jobs (comment hpcgw:<tag>), read by the reaper.")
     hpcgw_cluster = Unicode("")
     hpcgw_scheduler = Unicode("")
 
@@ -103,6 +105,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.hpcgw_scheduler = cluster.scheduler
         self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
         self.child_config = child_config(catalog, choice, cluster_raw.get("spawner", {}))
+        self.child_config["req_gateway_tag"] = self.gateway_tag
         self.log.info("Spawn for %s: %s", self.user.name, describe(catalog, choice))
 
     def construct_child(self) -> Any:
