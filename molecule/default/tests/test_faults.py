@@ -22,7 +22,7 @@ TAG = "hpcgw-gw"  # spawn_profiles_gateway_tag of the demo's gateway
 PROXY_RECOVERY_SECONDS = 5
 # Reaper: interval 10 s + grace 20 s in the demo inventory, plus a sweep's margin.
 REAPER_SECONDS = 45
-HUB_HEALTH = "http://127.0.0.1:8081/hub/health"
+HUB_HEALTH = "http://hpcgw-gw:8081/hub/health"  # the hub listens on the cluster network only
 
 # Runs on the gateway: kill -9 the proxy, then time until alice's route is back.
 PROXY_KILL = r"""

@@ -119,3 +119,31 @@ def test_a_users_ssh_config_runs_nothing_on_the_gateway(
         assert not gateway.file(marker).exists, gateway.file(marker).content_string
     finally:
         gateway.run("rm -f /home/alice/.ssh/config " + marker)
+
+
+LISTENERS = r"""
+import json, socket
+port = 8081
+found = []
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    fields = line.split()
+    address, hexport = fields[1].split(":")
+    if fields[3] == "0A" and int(hexport, 16) == port:
+        found.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+probe = socket.socket()
+probe.settimeout(2)
+print(json.dumps({"listeners": found, "loopback": probe.connect_ex(("127.0.0.1", port)),
+                  "own": socket.gethostbyname(socket.gethostname())}))
+"""
+
+
+def test_the_hub_listens_on_the_cluster_network_only(gateway: Host, node: Callable[[str], Host]) -> None:
+    """Compute nodes reach the hub's port; no other address of the gateway has it open."""
+    seen = json.loads(gateway.check_output("python3 - <<'EOF'\n" + LISTENERS + "\nEOF"))
+    assert seen["listeners"] == [seen["own"]], seen  # not 0.0.0.0, not 127.0.0.1
+    assert seen["loopback"] != 0, seen  # refused on loopback
+    assert not [line for line in gateway.check_output("cat /proc/net/tcp6").splitlines()[1:]
+                if line.split()[3] == "0A" and line.split()[1].endswith(":1F91")]
+    code = node("hpcgw-c1").check_output(
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://hpcgw-gw:8081/hub/health').status)\"")
+    assert code == "200"
