@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 import testinfra
@@ -26,6 +27,8 @@ PASSWORDS = {
     "root": "root-test-pw",
     "daemon": "daemon-test-pw",
     "svcacct": "svcacct-test-pw",
+    # a valid SSO login of a realm the hub does not allow (only EXAMPLE.ORG)
+    "alice@OTHER.ORG": "other-test-pw",
 }
 
 
@@ -54,6 +57,32 @@ def client(node: Any) -> Callable[..., dict[str, Any]]:
         return json.loads(cmd.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture()
+def hub_log(gateway: Any) -> Iterator[Callable[..., str]]:
+    """Reads the hub's journal written since the test began (after a journal
+    cursor, so nothing of an earlier test within the same second). The cursor
+    is the hub's own last entry: journalctl -u ... --after-cursor skips the
+    first entry of the unit when the cursor is another unit's (systemd 252)."""
+    cursor = ""
+    for line in gateway.check_output("journalctl -u jupyterhub -n 1 --show-cursor --no-pager -o cat").splitlines():
+        if line.startswith("-- cursor: "):
+            cursor = line[len("-- cursor: "):].strip()
+    assert cursor, "no journal entry of the hub on the gateway"
+
+    def read(wanted: str = "", seconds: float = 15) -> str:
+        # The hub's output reaches the journal a moment after its response:
+        # with `wanted`, read again until it is there (or `seconds` passed).
+        deadline = time.monotonic() + seconds
+        while True:
+            text = gateway.check_output(
+                f"journalctl -u jupyterhub --no-pager -o cat --after-cursor {_quote(cursor)}")
+            if wanted in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.5)
+
+    yield read
 
 
 def _quote(arg: str) -> str:

@@ -27,3 +27,15 @@ def test_refused(client: Callable[..., dict[str, Any]], user: str) -> None:
     result = client("whoami", BASE, user, PASSWORDS[user])
     assert result.get("login_status") == 403, result
     assert "name" not in result, result
+
+
+def test_other_realm_is_refused(client: Callable[..., dict[str, Any]], hub_log: Callable[..., str]) -> None:
+    # alice@OTHER.ORG: a valid SSO login whose realm is not in
+    # jupyterhub_auth_allowed_realms (EXAMPLE.ORG). With the realm stripped
+    # she would be the local alice, who is allowed: the realm refuses her.
+    result = client("whoami", BASE, "alice@OTHER.ORG", PASSWORDS["alice@OTHER.ORG"])
+    assert result.get("login_status") == 403, result
+    assert "name" not in result, result
+    reason = ": realm 'OTHER.ORG' is not in the allowed realms"
+    refusals = [line for line in hub_log(reason).splitlines() if "Header login refused" in line]
+    assert any(line.endswith(reason) for line in refusals), refusals

@@ -39,6 +39,44 @@ def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
     assert "jupyterhub-hub-login" not in out.stdout.lower(), out.stdout
 
 
+# The hub's login straight at its port on the gateway's loopback, past
+# Apache: only the shared secret makes the identity header count there.
+LOOPBACK_LOGIN = f"http://127.0.0.1:8081{PREFIX}/hub/login"
+
+
+def _login_with_the_secret(gateway: Any, *users: str) -> str:
+    """Response headers of a login at the hub port with the right shared
+    secret and one X-Remote-User line per user. The secret is read by the
+    shell inside the container and reaches curl on stdin (-H @-): it is on no
+    command line and in no output."""
+    lines = " ".join(f"-H 'X-Remote-User: {user}'" for user in users)
+    with gateway.sudo():
+        out = gateway.run("printf 'X-Gateway-Secret: %s\\n' \"$(cat /etc/jupyterhub/secrets/gateway_secret)\" | "
+                          f"curl -s -D - -o /dev/null -H @- {lines} {LOOPBACK_LOGIN}")
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("users", [("alice", "carol"), ("alice", "alice")], ids=["alice-carol", "alice-twice"])
+def test_two_identity_lines_with_the_secret_are_refused(gateway: Any, hub_log: Callable[..., str],
+                                                        users: tuple[str, str]) -> None:
+    # each header line counts (tornado joins repeated lines into "alice,carol"
+    # for a plain lookup): two lines are ambiguous, even with the same name
+    out = _login_with_the_secret(gateway, *users)
+    assert out.split()[1] == "403", out
+    assert "jupyterhub-hub-login" not in out.lower(), out
+    reason = "from 127.0.0.1: missing or ambiguous identity header"
+    refusals = [line for line in hub_log(reason).splitlines() if "Header login refused" in line]
+    assert any(line.endswith(reason) for line in refusals), refusals
+
+
+def test_one_identity_line_with_the_secret_logs_in(gateway: Any) -> None:
+    # positive control of the above: the same request with a single line
+    out = _login_with_the_secret(gateway, "alice")
+    assert out.split()[1] == "302", out
+    assert "set-cookie: jupyterhub-hub-login=" in out.lower(), out
+
+
 def test_hub_port_reachable_from_node(node: Any) -> None:
     # compute nodes must reach the hub (health endpoint answers)
     out = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081{PREFIX}/hub/health")
