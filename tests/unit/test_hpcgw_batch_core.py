@@ -23,6 +23,7 @@ from hpcgw_batch_core import (
     JobIdError,
     check_job_id,
     command_line,
+    failed_query_is_gone,
     parse_job_id,
     template_vars,
 )
@@ -166,6 +167,7 @@ class Log:
         self.lines.append(msg % args)
 
     error = info
+    warning = info
 
 
 class FakeSlurmSpawner:
@@ -270,3 +272,41 @@ def test_user_options_never_reach_the_batch_script(user_options: dict[str, Any])
 def test_template_vars_are_the_spawners_values_and_cmd() -> None:
     got = template_vars({"account": "proj1", "queue": "debug"}, "batchspawner-singleuser")
     assert got == {"account": "proj1", "queue": "debug", "cmd": "batchspawner-singleuser"}
+
+
+class FailingQuery(GuardedSlurm):
+    """The status command fails with the given error (stderr, or an exception)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("4711")
+        self.job_id = "4711"
+        self.error = error
+
+    async def run_command(self, cmd: str, input: Optional[str] = None, env: Any = None) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (RuntimeError("slurm_load_jobs error: Invalid job id specified"), Status.NOTFOUND),
+    (RuntimeError("slurm_load_jobs error: Unable to contact slurm controller (connect failure)"), Status.UNKNOWN),
+    (RuntimeError("slurm_load_jobs error: Zero Bytes were transmitted or received"), Status.UNKNOWN),
+    (RuntimeError("ssh: connect to host login1 port 22: Connection refused"), Status.UNKNOWN),
+    (RuntimeError(""), Status.UNKNOWN),
+    (OSError("sudo: unable to fork"), Status.UNKNOWN),
+])
+def test_a_failed_query_means_gone_only_when_the_scheduler_says_so(error: BaseException, status: Status) -> None:
+    """batchspawner#315: any squeue failure made the hub stop the server."""
+    assert asyncio.run(FailingQuery(error).query_job_status()) is status
+
+
+@pytest.mark.parametrize(("scheduler", "error", "gone"), [
+    ("slurm", "slurm_load_jobs error: Invalid job id specified", True),
+    ("torque", "qstat: Unknown Job Id 4711.server", True),
+    ("pbs", "qstat: 4711.server Job has finished, use -x or -H", True),
+    ("lsf", "Job <4711> is not found", True),
+    ("sge", "error: commlib error: got select error (Connection refused)", False),
+    ("condor", "-- Failed to fetch ads from: <10.0.0.1:9618>", False),
+    ("slurm", "slurm_load_jobs error: Socket timed out on send/recv operation", False),
+])
+def test_gone_errors_per_scheduler(scheduler: str, error: str, gone: bool) -> None:
+    assert failed_query_is_gone(scheduler, error) is gone

@@ -9,6 +9,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 
 import hpcgw_startup as startup
 from hpcgw_callback_core import JobReport
@@ -67,18 +68,16 @@ class Log:
 
 
 class FakeBatch:
-    """batchspawner's poll/cancel/clear_state, as WatchedStart sees them."""
+    """batchspawner's cancel and clear_state (which empties job_status too), as WatchedStart sees them."""
 
     cancelled: list[str]
-
-    async def poll(self) -> int | None:
-        return None if await self.query_job_status() in (Status.PENDING, Status.RUNNING, Status.UNKNOWN) else 1  # type: ignore[attr-defined]
 
     async def cancel_batch_job(self) -> None:
         self.cancelled.append(self.job_id)  # type: ignore[attr-defined]
 
     def clear_state(self) -> None:
         self.job_id = ""
+        self.job_status = ""
         self.hpcgw_starting = False
 
 
@@ -238,3 +237,40 @@ def test_a_spawn_in_progress_in_this_hub_is_not_cancelled_by_a_poll() -> None:
 
     polled, started = asyncio.run(start_and_poll())
     assert polled is None and started == ("hpcgw-c1", 40389) and job.cancelled == []
+
+
+@pytest.mark.parametrize(("status_text", "reason"), [
+    ("TIMEOUT hpcgw-c1", "reached its time limit"),
+    ("NODE_FAIL hpcgw-c2", "its compute node failed"),
+    ("CANCELLED+ hpcgw-c1", "was cancelled outside the gateway"),
+    ("OUT_OF_MEMORY hpcgw-c1", "ran out of memory"),
+    ("slurm_load_jobs error: Invalid job id specified", "ended."),
+    ("", "ended."),
+])
+def test_the_end_of_a_running_job_is_told_by_its_state(status_text: str, reason: str) -> None:
+    text = startup.end_message("12", "Demo cluster", status_text)
+    assert text.startswith("Your last server (batch job 12 on Demo cluster) ")
+    assert reason in text
+
+
+def test_a_job_ending_by_itself_leaves_a_notice_until_the_next_start() -> None:
+    job = FakeJob([Status.RUNNING])
+    job.user = SimpleNamespace(name="alice-notice")  # type: ignore[attr-defined]
+    job.job_id = "12"
+    assert asyncio.run(job.poll()) is None
+    assert startup.end_notice_html(job.user) == ""  # type: ignore[attr-defined]
+
+    async def timed_out() -> Status:
+        job.job_status = "TIMEOUT hpcgw-c1"
+        return Status.NOTFOUND
+
+    job.query_job_status = timed_out  # type: ignore[method-assign]
+    assert asyncio.run(job.poll()) == 1
+    notice = startup.end_notice_html(SimpleNamespace(name="alice-notice"))
+    assert "reached its time limit" in notice and "batch job 12" in notice
+    assert startup.end_notice_html(SimpleNamespace(name="bob")) == ""
+    assert startup.end_notice_html(None) == ""
+    again = FakeJob([Status.RUNNING], {1: "port+answer"})
+    again.user = SimpleNamespace(name="alice-notice")  # type: ignore[attr-defined]
+    asyncio.run(again.start())
+    assert startup.end_notice_html(SimpleNamespace(name="alice-notice")) == ""

@@ -192,3 +192,59 @@ def test_a_hub_lost_during_a_pending_spawn_leaves_no_orphan(
     log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
     assert f"Job {job_id} was still starting when the hub restarted: cancelling it" in log
     assert _orphans(gateway) == []
+
+
+def _wait_no_server(client: Callable[..., dict[str, Any]], user: str, seconds: int) -> tuple[float, dict[str, Any]]:
+    began = time.monotonic()
+    status: dict[str, Any] = {}
+    while time.monotonic() - began < seconds:
+        status = client("status", user)
+        if status.get("server") == {}:
+            return time.monotonic() - began, status
+        time.sleep(2)
+    return float("inf"), status
+
+
+def test_walltime_ends_the_server_and_the_next_page_says_why(
+    client: Callable[..., dict[str, Any]], gateway: Host, quiet: None
+) -> None:
+    started = client("start", "alice", json.dumps(
+        {"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "1"}))
+    assert started.get("ready") is True, started
+    (job_id, _, _, _), = user_jobs(gateway, "alice")
+    # 60 s of walltime, SLURM's time-limit check and KillWait, then one hub poll (30 s).
+    took, status = _wait_no_server(client, "alice", 240)
+    print(f"walltime: server of job {job_id} removed {took:.0f} s after it was ready")
+    assert took < 240, status
+    assert f"batch job {job_id}" in status["notice"] and "reached its time limit" in status["notice"], status
+    assert _orphans(gateway) == []
+    restarted = client("start", "alice", PRESET)
+    assert restarted.get("ready") is True, restarted
+    assert client("status", "alice").get("notice") == ""
+    assert client("stop", "alice").get("stopped") is True
+
+
+def test_a_scheduler_outage_neither_kills_nor_forgets_the_server(
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, quiet: None
+) -> None:
+    started = client("start", "alice", PRESET)
+    assert started.get("ready") is True, started
+    (job_id, _, job_node, _), = user_jobs(gateway, "alice")
+    try:
+        controller.check_output("systemctl stop slurmctld")
+        time.sleep(70)  # more than two of the hub's polls (30 s) with squeue failing
+        status = client("status", "alice")
+        assert status["server"].get("ready") is True, status
+        ran = client("run", "alice", "import socket\nprint(socket.gethostname())")
+        assert ran.get("stdout", "").split() == [job_node], ran
+    finally:
+        controller.check_output("systemctl start slurmctld")
+    for _ in range(60):
+        if gateway.run("squeue -h -o %i").rc == 0:
+            break
+        time.sleep(1)
+    assert [job[0] for job in user_jobs(gateway, "alice")] == [job_id]
+    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
+    assert f"Status of job {job_id} unknown for now (kept)" in log
+    assert _orphans(gateway) == []
+    assert client("stop", "alice").get("stopped") is True

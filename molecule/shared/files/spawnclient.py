@@ -11,7 +11,8 @@ object on stdout each):
   outcome BASE USER PASSWORD OPTIONS_JSON  REST start, then its outcome: the API's answer, the
                                        progress events, and the seconds to the final state
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
-  status BASE USER PASSWORD            the user's server as the hub reports it ({} = none)
+  status BASE USER PASSWORD            the user's server as the hub reports it ({} = none), and the
+                                       notice on their home page
   kernel BASE USER PASSWORD            start a kernel on the user's server (its id)
   run-in BASE USER PASSWORD KERNEL CODE  run CODE in that kernel over a new websocket
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
@@ -145,6 +146,9 @@ def main(argv: list[str]) -> int:
     elif command == "status":
         result = login(browser)
         result["server"] = server_of(browser)
+        _, _, home = browser.request("GET", f"{prefix_of(browser.base)}/hub/home")
+        notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', home, re.S)
+        result["notice"] = notice.group(1).strip() if notice else ""
     elif command == "kernel":
         result = login(browser)
         result.update(new_kernel(browser, str(result.get("name"))))

@@ -97,6 +97,10 @@ class GatewaySlurmSpawner(GatewayBatchMixin, SlurmSpawner):
     """SlurmSpawner with checked job ids and shell-safe commands."""
 
     job_scheduler = "slurm"
+    # -t all: an ended job still shows its final state (TIMEOUT, NODE_FAIL,
+    # ...) for MinJobAge, so the user is told why the server ended. Role
+    # jupyterhub's sudo rule for SSH clusters pins this exact command.
+    batch_query_cmd = Unicode("squeue -h -j {job_id} -t all -o '%T %B'").tag(config=True)
 
 
 class GatewayTorqueSpawner(GatewayBatchMixin, TorqueSpawner):

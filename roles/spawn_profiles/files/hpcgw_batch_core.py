@@ -19,7 +19,12 @@ Here instead:
   command is then quoted once more as ssh's single argument
   (:func:`command_line`);
 * the batch script sees the spawner's ``req_*`` values and the server
-  command only, never ``user_options`` (:func:`template_vars`).
+  command only, never ``user_options`` (:func:`template_vars`);
+* a status query that fails is "job gone" only when the scheduler says the
+  job does not exist; any other failure (controller unreachable, an SSH
+  error, a timeout: batchspawner#315) is UNKNOWN, so a server is neither
+  killed nor forgotten while the scheduler cannot answer
+  (:func:`failed_query_is_gone`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,23 @@ from __future__ import annotations
 import re
 import shlex
 from typing import Any, Callable, ClassVar, Mapping, Optional
+
+# What each scheduler's status command says (on stderr, exit non-zero) about
+# a job it no longer knows. SGE's qstat -xml lists every job (no id), and
+# HTCondor's condor_q answers a gone job with empty output.
+GONE_ERRORS: dict[str, re.Pattern[str]] = {
+    "slurm": re.compile(r"Invalid job id specified"),
+    "torque": re.compile(r"Unknown Job Id"),
+    "pbs": re.compile(r"Unknown Job Id|Job has finished"),
+    "lsf": re.compile(r"Job <[0-9]+> is not found"),
+}
+
+
+def failed_query_is_gone(scheduler: str, error: str) -> bool:
+    """A failed status query: did the scheduler say the job is gone?"""
+    pattern = GONE_ERRORS.get(scheduler)
+    return bool(pattern and pattern.search(error))
+
 
 _DIGITS = r"[0-9]{1,20}"
 _NAME = r"[A-Za-z0-9_.-]{1,64}"
@@ -217,9 +239,13 @@ class GuardedBatchCommands:
             self.job_status = await self.run_command(cmd)
         except RuntimeError as exc:  # the scheduler's stderr, as batchspawner keeps it
             self.job_status = str(exc.args[0]) if exc.args else ""
-        except Exception:  # noqa: BLE001  (batchspawner too treats any other failure as no status)
-            self.log.error("Error querying job %s", job_id)
+            if not failed_query_is_gone(self.job_scheduler, self.job_status):
+                self.log.warning("Status of job %s unknown for now (kept): %s", job_id, self.job_status.strip()[:200])
+                return states.UNKNOWN
+        except Exception as exc:  # noqa: BLE001  (no answer is no verdict: keep the server)
+            self.log.warning("Status of job %s unknown for now (kept): %s", job_id, exc)
             self.job_status = ""
+            return states.UNKNOWN
         if self.state_isrunning():
             return states.RUNNING
         if self.state_ispending():

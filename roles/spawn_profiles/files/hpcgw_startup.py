@@ -44,6 +44,44 @@ def failure_message(job_id: str, where: str, state: str, report: Optional[JobRep
     return f"{text} {_hint(report.log_tail)}"
 
 
+# Why a running server's job ended, by the scheduler's last state (SLURM's
+# long names; the other schedulers' jobs end with "gone").
+END_REASONS = {
+    "TIMEOUT": "reached its time limit (the walltime you asked for)",
+    "DEADLINE": "reached its deadline",
+    "NODE_FAIL": "ended because its compute node failed",
+    "BOOT_FAIL": "ended because its compute node failed to boot",
+    "PREEMPTED": "was preempted by a job of higher priority",
+    "OUT_OF_MEMORY": "ran out of memory (ask for more in the form)",
+    "CANCELLED": "was cancelled outside the gateway (scancel, or an administrator)",
+    "FAILED": "ended with an error",
+    "COMPLETED": "ended",
+}
+_last_end: dict[str, str] = {}
+
+
+def end_message(job_id: str, where: str, status_text: str) -> str:
+    """What the user's next page says about a server whose job ended by itself."""
+    words = status_text.split()
+    state = words[0].rstrip("+") if words and words[0].isupper() else ""
+    reason = END_REASONS.get(state, "ended")
+    return f"Your last server (batch job {job_id} on {where}) {reason}. Start a new one when you are ready."
+
+
+def remember_end(user: str, message: str) -> None:
+    _last_end[user] = message
+
+
+def forget_end(user: str) -> None:
+    _last_end.pop(user, None)
+
+
+def end_notice_html(user: Any) -> str:
+    """Template variable (JupyterHub calls it with the page's user): the notice, escaped."""
+    name = getattr(user, "name", "")
+    return html.escape(_last_end.get(name, "")) if name else ""
+
+
 def failure_html(message: str) -> str:
     """The message for the progress and error pages: the output as preformatted text."""
     head, sep, rest = message.partition("\nLast lines of the job's output:\n")
@@ -141,7 +179,11 @@ class WatchedStart:
                 next_check = loop.time() + self.hpcgw_job_check_interval
             await asyncio.sleep(self.startup_poll_interval)
 
+    def _user_name(self) -> str:
+        return str(getattr(getattr(self, "user", None), "name", ""))
+
     async def start(self) -> tuple[str, int]:
+        forget_end(self._user_name())
         self.hpcgw_job_report = None
         # As batchspawner: the job's environment (JUPYTERHUB_SERVICE_URL) is
         # built from these defaults; the job reports its real port.
@@ -174,4 +216,17 @@ class WatchedStart:
                 self.log.error("Cancelling job %s failed: %s", self.job_id, exc)
             self.clear_state()  # type: ignore[attr-defined]
             return 1
-        return await super().poll()  # type: ignore[misc,no-any-return]
+        states = self.job_states
+        if await self.query_job_status() in (states.PENDING, states.RUNNING, states.UNKNOWN):  # type: ignore[attr-defined]
+            return None
+        # The job ended by itself (walltime, node failure, scancel): the hub
+        # now removes the server; the user's next page says why. (As
+        # batchspawner's poll, but the final state is read before
+        # clear_state empties it.)
+        job_id, final = self.job_id, self.job_status
+        self.clear_state()  # type: ignore[attr-defined]
+        if job_id:
+            message = end_message(job_id, self.hpcgw_where(), final)
+            remember_end(self._user_name(), message)
+            self.log.warning("%s", message)
+        return 1
