@@ -310,3 +310,35 @@ def test_a_failed_query_means_gone_only_when_the_scheduler_says_so(error: BaseEx
 ])
 def test_gone_errors_per_scheduler(scheduler: str, error: str, gone: bool) -> None:
     assert failed_query_is_gone(scheduler, error) is gone
+
+
+class CancelledQuery(GuardedSlurm):
+    """run_command as batchspawner's: a cancel during the command becomes RuntimeError."""
+
+    def __init__(self) -> None:
+        super().__init__("4711")
+        self.job_id = "4711"
+
+    async def run_command(self, cmd: str, input: Optional[str] = None, env: Any = None) -> str:
+        try:
+            await asyncio.sleep(10)
+        except BaseException:  # noqa: BLE001  (batchspawner 1.3.0 has a bare except here)
+            raise RuntimeError(f"{cmd} exit status -9: ") from None
+        return "RUNNING c1"
+
+
+def test_a_stop_during_a_status_query_cancels_the_spawn() -> None:
+    """A pending spawn stopped by its user: the query must not turn the
+    cancellation into "status unknown" and keep the spawn waiting."""
+
+    async def stop_while_querying() -> bool:
+        task = asyncio.ensure_future(CancelledQuery().query_job_status())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert asyncio.run(stop_while_querying()) is True

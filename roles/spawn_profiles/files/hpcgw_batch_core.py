@@ -29,6 +29,7 @@ Here instead:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
 from typing import Any, Callable, ClassVar, Mapping, Optional
@@ -42,6 +43,17 @@ GONE_ERRORS: dict[str, re.Pattern[str]] = {
     "pbs": re.compile(r"Unknown Job Id|Job has finished"),
     "lsf": re.compile(r"Job <[0-9]+> is not found"),
 }
+
+
+def cancelled() -> bool:
+    """Is the running task being cancelled? batchspawner's run_command turns
+    a cancellation (a pending spawn stopped by the user) into RuntimeError."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return False
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling and cancelling())
 
 
 def failed_query_is_gone(scheduler: str, error: str) -> bool:
@@ -238,6 +250,8 @@ class GuardedBatchCommands:
         try:
             self.job_status = await self.run_command(cmd)
         except RuntimeError as exc:  # the scheduler's stderr, as batchspawner keeps it
+            if cancelled():  # a stop of the pending spawn, not a scheduler failure
+                raise asyncio.CancelledError() from exc
             self.job_status = str(exc.args[0]) if exc.args else ""
             if not failed_query_is_gone(self.job_scheduler, self.job_status):
                 self.log.warning("Status of job %s unknown for now (kept): %s", job_id, self.job_status.strip()[:200])
