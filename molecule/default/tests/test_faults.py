@@ -15,14 +15,14 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, user_jobs, wait_no_jobs
+from conftest import COMPUTE, seconds_until, user_jobs, wait_no_jobs, wait_until
 
 PRESET = json.dumps({"profile": "debug-1c"})
 TAG = "hpcgw-gw"  # spawn_profiles_gateway_tag of the demo's gateway
 PROXY_RECOVERY_SECONDS = 5
 # Reaper: interval 10 s + grace 20 s in the demo inventory, plus a sweep's margin.
 REAPER_SECONDS = 45
-HUB_HEALTH = "http://hpcgw-gw:8081/hub/health"  # the hub listens on the cluster network only
+HUB_HEALTH = "http://hpcgw-gw:8081/jupyter/hub/health"  # the hub listens on the cluster network only
 
 # Runs on the gateway: kill -9 the proxy, then time until alice's route is back.
 PROXY_KILL = r"""
@@ -36,12 +36,12 @@ def routes():
             return json.load(response)
     except OSError:
         return {}
-assert "/user/alice" in routes(), "no route before the kill"
+assert "/jupyter/user/alice" in routes(), "no route before the kill"
 subprocess.run(["systemctl", "kill", "-s", "KILL", "configurable-http-proxy"], check=True)
 killed = time.monotonic()
 time.sleep(0.2)
 while time.monotonic() - killed < 90:
-    if "/user/alice" in routes():
+    if "/jupyter/user/alice" in routes():
         break
     time.sleep(0.1)
 print(json.dumps({"seconds": round(time.monotonic() - killed, 2), "routes": sorted(routes())}))
@@ -66,22 +66,15 @@ def _orphans(gateway: Host, users: tuple[str, ...] = ("alice", "bob")) -> list[l
 
 
 def _wait_hub(gateway: Host, seconds: int = 60) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if gateway.run(f"python3 -c \"import urllib.request; urllib.request.urlopen('{HUB_HEALTH}', timeout=2)\"").rc == 0:
-            return time.monotonic() - began
-        time.sleep(0.5)
-    return float("inf")
+    return seconds_until(lambda: gateway.run(
+        f"python3 -c \"import urllib.request; urllib.request.urlopen('{HUB_HEALTH}', timeout=2)\"").rc == 0,
+        seconds)[0]
 
 
 def _wait_gone(gateway: Host, job_id: str, seconds: int) -> float:
     """Seconds until the job left squeue (inf if it did not)."""
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if job_id not in {job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}:
-            return time.monotonic() - began
-        time.sleep(0.5)
-    return float("inf")
+    return seconds_until(lambda: job_id not in {
+        job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}, seconds)[0]
 
 
 @pytest.fixture()
@@ -119,7 +112,7 @@ def test_proxy_kill9_routes_back_in_seconds(client: Callable[..., dict[str, Any]
     try:
         out = json.loads(gateway.check_output("python3 - <<'EOF'\n" + PROXY_KILL + "\nEOF").splitlines()[-1])
         print(f"proxy kill -9: routes back in {out['seconds']} s")
-        assert "/user/alice" in out["routes"], out
+        assert "/jupyter/user/alice" in out["routes"], out
         assert out["seconds"] <= PROXY_RECOVERY_SECONDS, out
         ran = client("run", "alice", "print(6 * 7)")
         assert ran.get("stdout", "").split() == ["42"], ran
@@ -140,11 +133,13 @@ def test_apache_restart_keeps_the_kernel_and_its_state(client: Callable[..., dic
         restarted = time.monotonic()
         gateway.check_output("systemctl restart apache2")
         again: dict[str, Any] = {}
-        while time.monotonic() - restarted < 30:
-            again = client("run-in", "alice", kernel, "print(x)")
-            if again.get("reply") == "ok":
-                break
-            time.sleep(0.5)
+
+        def answers() -> bool:
+            again.clear()
+            again.update(client("run-in", "alice", kernel, "print(x)"))
+            return again.get("reply") == "ok"
+
+        wait_until(answers, 30, interval=0.5)
         print(f"apache restart: the kernel answered again after {time.monotonic() - restarted:.1f} s")
         assert again.get("stdout", "").split() == ["42"], again
     finally:
@@ -195,14 +190,15 @@ def test_a_hub_lost_during_a_pending_spawn_leaves_no_orphan(
 
 
 def _wait_no_server(client: Callable[..., dict[str, Any]], user: str, seconds: int) -> tuple[float, dict[str, Any]]:
-    began = time.monotonic()
-    status: dict[str, Any] = {}
-    while time.monotonic() - began < seconds:
-        status = client("status", user)
-        if status.get("server") == {}:
-            return time.monotonic() - began, status
-        time.sleep(2)
-    return float("inf"), status
+    last: dict[str, Any] = {}
+
+    def gone() -> bool:
+        last.clear()
+        last.update(client("status", user))
+        return last.get("server") == {}
+
+    took, _ = seconds_until(gone, seconds, interval=2)
+    return took, last
 
 
 def test_walltime_ends_the_server_and_the_next_page_says_why(
@@ -239,10 +235,7 @@ def test_a_scheduler_outage_neither_kills_nor_forgets_the_server(
         assert ran.get("stdout", "").split() == [job_node], ran
     finally:
         controller.check_output("systemctl start slurmctld")
-    for _ in range(60):
-        if gateway.run("squeue -h -o %i").rc == 0:
-            break
-        time.sleep(1)
+    assert wait_until(lambda: gateway.run("squeue -h -o %i").rc == 0, 60), "slurmctld did not come back"
     assert [job[0] for job in user_jobs(gateway, "alice")] == [job_id]
     log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
     assert f"Status of job {job_id} unknown for now (kept)" in log

@@ -9,31 +9,31 @@ import pytest
 from conftest import BASE, PASSWORDS
 
 
-def test_allowed_user_logs_in(client: Callable[..., dict[str, Any]]) -> None:
-    result = client("whoami", BASE, "carol", PASSWORDS["carol"])
+def test_allowed_user_logs_in(gwclient: Callable[..., dict[str, Any]]) -> None:
+    result = gwclient("whoami", BASE, "carol", PASSWORDS["carol"])
     assert result.get("name") == "carol" and result.get("admin") is False, result
 
 
-def test_admin_user_and_normalization(client: Callable[..., dict[str, Any]]) -> None:
+def test_admin_user_and_normalization(gwclient: Callable[..., dict[str, Any]]) -> None:
     # "Bob@EXAMPLE.ORG" -> realm stripped, lowercased -> bob, an admin
-    result = client("whoami", BASE, "Bob@EXAMPLE.ORG", PASSWORDS["Bob@EXAMPLE.ORG"])
+    result = gwclient("whoami", BASE, "Bob@EXAMPLE.ORG", PASSWORDS["Bob@EXAMPLE.ORG"])
     assert result.get("name") == "bob" and result.get("admin") is True, result
 
 
 @pytest.mark.parametrize("user", ["dave", "mallory", "root", "daemon", "svcacct"])
-def test_refused(client: Callable[..., dict[str, Any]], user: str) -> None:
+def test_refused(gwclient: Callable[..., dict[str, Any]], user: str) -> None:
     # dave: not allowed; mallory: allowed but blocked; root/daemon: blocked
     # system accounts; svcacct: allowed but a system uid (< 1000)
-    result = client("whoami", BASE, user, PASSWORDS[user])
+    result = gwclient("whoami", BASE, user, PASSWORDS[user])
     assert result.get("login_status") == 403, result
     assert "name" not in result, result
 
 
-def test_other_realm_is_refused(client: Callable[..., dict[str, Any]], hub_log: Callable[..., str]) -> None:
+def test_other_realm_is_refused(gwclient: Callable[..., dict[str, Any]], hub_log: Callable[..., str]) -> None:
     # alice@OTHER.ORG: a valid SSO login whose realm is not in
     # jupyterhub_auth_allowed_realms (EXAMPLE.ORG). With the realm stripped
     # she would be the local alice, who is allowed: the realm refuses her.
-    result = client("whoami", BASE, "alice@OTHER.ORG", PASSWORDS["alice@OTHER.ORG"])
+    result = gwclient("whoami", BASE, "alice@OTHER.ORG", PASSWORDS["alice@OTHER.ORG"])
     assert result.get("login_status") == 403, result
     assert "name" not in result, result
     reason = ": realm 'OTHER.ORG' is not in the allowed realms"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from conftest import PREFIX
+from conftest import GATEWAY, PREFIX, wait_until
 
 # The hub's own route: its base URL (CHP keys routes without the trailing slash).
 HUB_ROUTE = PREFIX or "/"
+HUB_HEALTH = f"http://{GATEWAY}:8081{PREFIX}/hub/health"  # the hub listens on the cluster address
 
 
 def _routes(gateway: Any) -> dict[str, Any]:
@@ -29,10 +29,6 @@ def test_routes_survive_hub_restart(gateway: Any) -> None:
             assert HUB_ROUTE in _routes(gateway)  # the proxy keeps routing while the hub is down
         finally:
             gateway.check_output("systemctl start jupyterhub")
-    for _ in range(60):
-        if gateway.run(f"curl -sf -o /dev/null http://127.0.0.1:8081{PREFIX}/hub/health").rc == 0:
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError("hub did not come back")
+    assert wait_until(lambda: gateway.run(f"curl -sf -o /dev/null {HUB_HEALTH}").rc == 0, 60), \
+        "hub did not come back"
     assert gateway.check_output("systemctl show -p MainPID --value configurable-http-proxy") == before_pid

@@ -5,12 +5,11 @@ proxy (a header echo probe routed into the proxy for the test)."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import GATEWAY, ORIGIN, PASSWORDS, PREFIX, spellings
+from conftest import GATEWAY, ORIGIN, PASSWORDS, PREFIX, spellings, wait_until
 
 PROBE_PORT = 18999
 USER_PROBE = f"{PREFIX}/user/hpcgw-probe"
@@ -53,24 +52,22 @@ def _proxy_api(gateway: Any, method: str, route: str, target: str = "") -> None:
 def probe(gateway: Any) -> Iterator[None]:
     with gateway.sudo():
         gateway.check_output(f"cat > /tmp/hpcgw-probe.py <<'EOF'\n{PROBE}\nEOF")
-        gateway.check_output("systemd-run --unit=hpcgw3-probe python3 /tmp/hpcgw-probe.py")
+        gateway.check_output("systemd-run --unit=hpcgw-probe python3 /tmp/hpcgw-probe.py")
     try:
-        for _ in range(30):
-            if gateway.run(f"curl -sf -o /dev/null http://127.0.0.1:{PROBE_PORT}/").rc == 0:
-                break
-            time.sleep(0.5)
+        assert wait_until(lambda: gateway.run(f"curl -sf -o /dev/null http://127.0.0.1:{PROBE_PORT}/").rc == 0,
+                          15, interval=0.5), "the probe did not start"
         _proxy_api(gateway, "POST", USER_PROBE, f"http://127.0.0.1:{PROBE_PORT}")
         yield
     finally:
         _proxy_api(gateway, "DELETE", USER_PROBE)
         with gateway.sudo():
-            gateway.run("systemctl stop hpcgw3-probe; rm -f /tmp/hpcgw-probe.py")
+            gateway.run("systemctl stop hpcgw-probe; rm -f /tmp/hpcgw-probe.py")
 
 
-def _seen(node: Any, user: str, path: str, *headers: str) -> dict[str, Any]:
+def _seen(outside: Any, user: str, path: str, *headers: str) -> dict[str, Any]:
     """What the probe received for a request through Apache as `user`."""
     args = " ".join(f"-H '{h}'" for h in headers)
-    out = node.check_output(f"curl -sk -u {user}:{PASSWORDS[user]} {args} {ORIGIN}{path}")
+    out = outside.check_output(f"curl -sk -u {user}:{PASSWORDS[user]} {args} {ORIGIN}{path}")
     return json.loads(out)
 
 
@@ -79,31 +76,31 @@ def _values(seen: dict[str, Any], name: str) -> list[str]:
     return [v for k, v in seen["headers"] if k.lower().replace("_", "-") == wanted]
 
 
-def test_root_redirects_to_the_hub(node: Any) -> None:
+def test_root_redirects_to_the_hub(outside: Any) -> None:
     for path in ("/", PREFIX):
-        out = node.check_output(f"curl -sk -D - -o /dev/null {ORIGIN}{path}")
+        out = outside.check_output(f"curl -sk -D - -o /dev/null {ORIGIN}{path}")
         assert out.split()[1] == "302", out
         assert f"location: https://{GATEWAY}{PREFIX}/\r" in out.lower(), out
 
 
 @pytest.mark.parametrize("path", ["/hub/login", "/hub/api/user", "/user/alice/", "/index.html", "/jupyterx/"])
-def test_outside_the_prefix_is_404(node: Any, path: str) -> None:
-    out = node.check_output(f"curl -sk -D - -u alice:{PASSWORDS['alice']} -H 'X-Remote-User: bob' "
+def test_outside_the_prefix_is_404(outside: Any, path: str) -> None:
+    out = outside.check_output(f"curl -sk -D - -u alice:{PASSWORDS['alice']} -H 'X-Remote-User: bob' "
                             f"-H 'X-Gateway-Secret: guess' {ORIGIN}{path}")
     assert out.split()[1] == "404", out
     assert "jupyterhub" not in out.lower() and "set-cookie" not in out.lower(), out
 
 
-def test_prefix_requires_sso(node: Any) -> None:
-    out = node.check_output(f"curl -sk -o /dev/null -w '%{{http_code}}' {ORIGIN}{PREFIX}/hub/login")
+def test_prefix_requires_sso(outside: Any) -> None:
+    out = outside.check_output(f"curl -sk -o /dev/null -w '%{{http_code}}' {ORIGIN}{PREFIX}/hub/login")
     assert out == "401"
 
 
-def test_probe_sees_only_apaches_identity(node: Any, probe: None) -> None:
+def test_probe_sees_only_apaches_identity(outside: Any, probe: None) -> None:
     forged = ([f"{h}: bob" for h in spellings("X-Remote-User")]
               + [f"{h}: gw-admins" for h in spellings("X-Remote-User-Groups")]
               + [f"{h}: guess" for h in spellings("X-Gateway-Secret")])
-    seen = _seen(node, "alice", f"{USER_PROBE}/x", *forged)
+    seen = _seen(outside, "alice", f"{USER_PROBE}/x", *forged)
     assert seen["path"] == f"{USER_PROBE}/x", seen
     assert _values(seen, "X-Remote-User") == ["alice"], seen
     assert _values(seen, "X-Remote-User-Groups") == [], seen  # alice has no groups
@@ -111,27 +108,27 @@ def test_probe_sees_only_apaches_identity(node: Any, probe: None) -> None:
     assert _values(seen, "Authorization") == [], seen
 
 
-def test_probe_sees_the_users_groups_only(node: Any, probe: None) -> None:
+def test_probe_sees_the_users_groups_only(outside: Any, probe: None) -> None:
     forged = [f"{h}: gw-admins" for h in spellings("X-Remote-User-Groups")]
-    seen = _seen(node, "erin", f"{USER_PROBE}/x", *forged)
+    seen = _seen(outside, "erin", f"{USER_PROBE}/x", *forged)
     assert _values(seen, "X-Remote-User") == ["erin"], seen
     assert _values(seen, "X-Remote-User-Groups") == ["physics;hpc-users"], seen
-    seen = _seen(node, "frank", f"{USER_PROBE}/x")
+    seen = _seen(outside, "frank", f"{USER_PROBE}/x")
     assert _values(seen, "X-Remote-User-Groups") == ["gw-admins"], seen
 
 
-def test_secret_not_sent_to_user_servers(node: Any, probe: None) -> None:
+def test_secret_not_sent_to_user_servers(outside: Any, probe: None) -> None:
     # a single-user server path that looks like the hub's login
-    seen = _seen(node, "alice", f"{USER_PROBE}/hub/login")
+    seen = _seen(outside, "alice", f"{USER_PROBE}/hub/login")
     assert _values(seen, "X-Gateway-Secret") == [], seen
 
 
-def test_secret_sent_to_base_hub_login(gateway: Any, node: Any, probe: None) -> None:
+def test_secret_sent_to_base_hub_login(gateway: Any, outside: Any, probe: None) -> None:
     # positive control: the hub's login route pointed at the probe for a moment
     route = f"{PREFIX}/hub/login"
     _proxy_api(gateway, "POST", route, f"http://127.0.0.1:{PROBE_PORT}")
     try:
-        seen = _seen(node, "alice", f"{route}?next=x", "X-Gateway-Secret: guess", "X_Gateway_Secret: guess")
+        seen = _seen(outside, "alice", f"{route}?next=x", "X-Gateway-Secret: guess", "X_Gateway_Secret: guess")
     finally:
         _proxy_api(gateway, "DELETE", route)
     assert _values(seen, "X-Gateway-Secret") == ["<secret>"], seen
@@ -144,7 +141,7 @@ SSO_COOKIES = ["mod_auth_openidc_session=oidc-secret", "mod_auth_openidc_session
 
 
 @pytest.mark.parametrize("position", ["first", "middle", "last", "alone"])
-def test_sso_session_cookies_never_reach_a_users_server(node: Any, probe: None, position: str) -> None:
+def test_sso_session_cookies_never_reach_a_users_server(outside: Any, probe: None, position: str) -> None:
     """carol opens a link to a server whose owner logs every header: the SSO
     modules' session cookies (every mode's, wherever they stand in the
     header) stay in Apache; the hub's and the server's own cookies pass."""
@@ -154,7 +151,7 @@ def test_sso_session_cookies_never_reach_a_users_server(node: Any, probe: None, 
     else:
         at = {"first": 0, "middle": 1, "last": 2}[position]
         cookies = own[:at] + SSO_COOKIES + own[at:]
-    seen = _seen(node, "carol", f"{USER_PROBE}/x", "Cookie: " + "; ".join(cookies))
+    seen = _seen(outside, "carol", f"{USER_PROBE}/x", "Cookie: " + "; ".join(cookies))
     sent = "; ".join(_values(seen, "Cookie"))
     for secret in ("oidc-secret", "oidc-part", "mellon-secret", "shib-secret", "shib-state", "_chunks"):
         assert secret not in sent, seen

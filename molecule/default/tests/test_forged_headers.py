@@ -12,16 +12,16 @@ SPELLINGS = ["X-Remote-User", "x-remote-user", "X_Remote_User", "x_remote_user",
 
 
 @pytest.mark.parametrize("header", SPELLINGS)
-def test_through_apache_without_sso(node: Any, header: str) -> None:
-    out = node.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -H '{header}: bob' "
+def test_through_apache_without_sso(outside: Any, header: str) -> None:
+    out = outside.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -H '{header}: bob' "
                    f"-H 'X-Gateway-Secret: guess' {BASE}/hub/login")
     assert out.stdout == "401"
 
 
 @pytest.mark.parametrize("header", SPELLINGS)
-def test_through_apache_with_other_credentials(client: Callable[..., dict[str, Any]], header: str) -> None:
+def test_through_apache_with_other_credentials(gwclient: Callable[..., dict[str, Any]], header: str) -> None:
     # alice (allowed, not admin) claims to be bob (admin) and smuggles groups/secret
-    result = client("whoami", BASE, "alice", PASSWORDS["alice"], f"{header}=bob",
+    result = gwclient("whoami", BASE, "alice", PASSWORDS["alice"], f"{header}=bob",
                     "X-Remote-User-Groups=gw-admins", "X_Remote_User_Groups=hpc-users",
                     "X-Gateway-Secret=guess", "X_Gateway_Secret=guess")
     assert result.get("name") == "alice" and result.get("admin") is False, result
@@ -29,8 +29,8 @@ def test_through_apache_with_other_credentials(client: Callable[..., dict[str, A
 
 
 @pytest.mark.parametrize("header", SPELLINGS)
-def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
-    out = node.run(f"curl -s -D - -o /dev/null -H '{header}: bob' -H 'X-Gateway-Secret: guess' "
+def test_straight_to_hub_port_from_node(outside: Any, header: str) -> None:
+    out = outside.run(f"curl -s -D - -o /dev/null -H '{header}: bob' -H 'X-Gateway-Secret: guess' "
                    f"-H 'X-Remote-User-Groups: gw-admins' http://{GATEWAY}:8081{PREFIX}/hub/login")
     assert out.rc == 0, out.stderr
     status = out.stdout.split()[1]
@@ -39,9 +39,10 @@ def test_straight_to_hub_port_from_node(node: Any, header: str) -> None:
     assert "jupyterhub-hub-login" not in out.stdout.lower(), out.stdout
 
 
-# The hub's login straight at its port on the gateway's loopback, past
-# Apache: only the shared secret makes the identity header count there.
-LOOPBACK_LOGIN = f"http://127.0.0.1:8081{PREFIX}/hub/login"
+# The hub's login straight at its port (it listens on the gateway's cluster
+# address), from the gateway itself, past Apache: only the shared secret makes
+# the identity header count there.
+HUB_LOGIN = f"http://{GATEWAY}:8081{PREFIX}/hub/login"
 
 
 def _login_with_the_secret(gateway: Any, *users: str) -> str:
@@ -52,7 +53,7 @@ def _login_with_the_secret(gateway: Any, *users: str) -> str:
     lines = " ".join(f"-H 'X-Remote-User: {user}'" for user in users)
     with gateway.sudo():
         out = gateway.run("printf 'X-Gateway-Secret: %s\\n' \"$(cat /etc/jupyterhub/secrets/gateway_secret)\" | "
-                          f"curl -s -D - -o /dev/null -H @- {lines} {LOOPBACK_LOGIN}")
+                          f"curl -s -D - -o /dev/null -H @- {lines} {HUB_LOGIN}")
     assert out.rc == 0, out.stderr
     return out.stdout
 
@@ -65,7 +66,8 @@ def test_two_identity_lines_with_the_secret_are_refused(gateway: Any, hub_log: C
     out = _login_with_the_secret(gateway, *users)
     assert out.split()[1] == "403", out
     assert "jupyterhub-hub-login" not in out.lower(), out
-    reason = "from 127.0.0.1: missing or ambiguous identity header"
+    address = gateway.check_output(f"getent ahostsv4 {GATEWAY}").split()[0]
+    reason = f"from {address}: missing or ambiguous identity header"
     refusals = [line for line in hub_log(reason).splitlines() if "Header login refused" in line]
     assert any(line.endswith(reason) for line in refusals), refusals
 
@@ -77,16 +79,16 @@ def test_one_identity_line_with_the_secret_logs_in(gateway: Any) -> None:
     assert "set-cookie: jupyterhub-hub-login=" in out.lower(), out
 
 
-def test_hub_port_reachable_from_node(node: Any) -> None:
+def test_hub_port_reachable_from_node(outside: Any) -> None:
     # compute nodes must reach the hub (health endpoint answers)
-    out = node.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081{PREFIX}/hub/health")
+    out = outside.run(f"curl -s -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8081{PREFIX}/hub/health")
     assert out.stdout == "200"
 
 
-def test_proxy_api_requires_token(gateway: Any, node: Any) -> None:
+def test_proxy_api_requires_token(gateway: Any, outside: Any) -> None:
     out = gateway.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8001/api/routes")
     assert out.stdout == "403"
-    out = node.run(f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8001/api/routes")
+    out = outside.run(f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{GATEWAY}:8001/api/routes")
     assert out.stdout == "000"  # not reachable from outside at all
 
 

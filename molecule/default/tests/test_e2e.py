@@ -7,8 +7,8 @@ from typing import Any, Callable
 from conftest import BASE, PASSWORDS
 
 
-def test_login_spawn_kernel_websocket_stop(client: Callable[..., dict[str, Any]]) -> None:
-    result = client("e2e", BASE, "alice", PASSWORDS["alice"])
+def test_login_spawn_kernel_websocket_stop(gwclient: Callable[..., dict[str, Any]]) -> None:
+    result = gwclient("e2e", BASE, "alice", PASSWORDS["alice"])
     assert result.get("name") == "alice", result
     assert result.get("hub_cookies_secure") is True, result
     assert result.get("ready") is True, result
