@@ -9,7 +9,6 @@ shell runs.
 from __future__ import annotations
 
 import asyncio
-import enum
 import shlex
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Optional
 import pytest
 from jinja2 import Template
 
+from fakes import Log, Status
 from hpcgw_batch_core import (
     GuardedBatchCommands,
     JobIdError,
@@ -150,24 +150,6 @@ def test_real_shells_see_the_value_as_one_argument(tmp_path: Path, remote: bool)
 
 def test_empty_values_stay_empty() -> None:
     assert command_line("{prefix}", "qstat -xml {options}", {"prefix": "", "options": ""}, remote=False) == "qstat -xml "
-
-
-class Status(enum.Enum):
-    NOTFOUND = 0
-    RUNNING = 1
-    PENDING = 2
-    UNKNOWN = 3
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args)
-
-    error = info
-    warning = info
 
 
 class FakeSlurmSpawner:
