@@ -159,7 +159,7 @@ class FakeSlurmSpawner:
     batch_submit_cmd = "sbatch --parsable"
     batch_query_cmd = QUERY["slurm"]
     batch_cancel_cmd = "scancel {job_id}"
-    batch_script = (ROOT / "templates" / "batch" / "slurm.sh.j2").read_text(encoding="utf-8")
+    batch_script = (ROOT / "roles" / "spawn_profiles" / "files" / "batch" / "slurm.sh.j2").read_text(encoding="utf-8")
 
     def __init__(self, output: str, user_options: Optional[dict[str, Any]] = None) -> None:
         self.hpcgw_submit = "ssh"
