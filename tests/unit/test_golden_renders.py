@@ -105,7 +105,8 @@ def test_every_sso_mode_is_rendered() -> None:
 
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.name.startswith("jupyterhub_config.")])
 def test_jupyterhub_config_compiles(rendered: dict[str, str], name: str) -> None:
-    compile(rendered[name], name, "exec")
+    code = compile(rendered[name], name, "exec")
+    assert {"get_config", "load_subconfig"} <= set(code.co_names)
 
 
 def _identity_spellings(header: str) -> set[str]:
