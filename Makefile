@@ -5,7 +5,8 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
-BIN := $(CURDIR)/$(VENV)/bin
+# abspath: VENV may be relative (to this directory) or absolute.
+BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIO ?= default
