@@ -117,13 +117,6 @@ def inventory_vars(inventory_dir: str, group: str) -> dict[str, Any]:
     return load_vars(*files)
 
 
-def scenario_vars(scenario: str, group: str) -> dict[str, Any]:
-    """provisioner.inventory.group_vars (all, then group) of a Molecule scenario."""
-    data = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
-    group_vars = data["provisioner"]["inventory"]["group_vars"]
-    return {**group_vars.get("all", {}), **group_vars.get(group, {})}
-
-
 def fixture_secret() -> dict[str, str]:
     """What slurp returns for the shared secret file (gateway_apache_secret)."""
     return {"content": base64.b64encode(f"{SECRET}\n".encode()).decode(), "encoding": "base64"}

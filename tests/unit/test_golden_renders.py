@@ -4,8 +4,8 @@ roles' templates, matches the reviewed golden files in golden/gateway/:
 * Apache's gateway vhost for every SSO mode of gateway_apache_sso (its
   argument spec's choices), at the root and under /jupyter, and the
   catch-all vhost;
-* jupyterhub_config.py for the demo inventory and for the frontend
-  scenario's variables;
+* jupyterhub_config.py for the demo inventory (the whole access policy,
+  under /jupyter) and for the example site inventory;
 * every sudoers template of the roles (roles/*/templates/sudoers*.j2) for
   the demo inventory.
 
@@ -19,13 +19,12 @@ then review `git diff tests/unit/golden/`.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_run import ROOT
-from gateway_render import FACTS, SECRET, Case, fixture_secret, inventory_vars, render, scenario_vars
+from gateway_render import FACTS, SECRET, Case, fixture_secret, inventory_vars, render
 from golden_files import GOLDEN, assert_golden, assert_no_stale
 
 GOLDEN_DIR = GOLDEN / "gateway"
@@ -67,7 +66,7 @@ def vhost_name(mode: str, base: str) -> str:
 
 def cases() -> list[Case]:
     demo = inventory_vars("inventories/demo", "gateway")
-    frontend = scenario_vars("frontend", "gateway")
+    site = inventory_vars("inventories/example", "gateway")
     out = [
         Case(vhost_name(mode, base), f"{APACHE}/010-hpcgw-gateway.conf.j2",
              {**VHOST_VARS, **SSO_VARS.get(mode, {}), "gateway_apache_sso": mode, "jupyterhub_base_url": url})
@@ -75,7 +74,7 @@ def cases() -> list[Case]:
     ]
     out.append(Case("000-hpcgw-catchall.conf", f"{APACHE}/000-hpcgw-catchall.conf.j2", VHOST_VARS))
     out.append(Case("jupyterhub_config.demo.py", JUPYTERHUB_CONFIG, demo))
-    out.append(Case("jupyterhub_config.frontend.py", JUPYTERHUB_CONFIG, frontend))
+    out.append(Case("jupyterhub_config.example.py", JUPYTERHUB_CONFIG, site))
     for template in sorted(ROOT.glob("roles/*/templates/sudoers*.j2")):
         role = template.parts[-3]
         out.append(Case(f"{role}.{template.name.removesuffix('.j2')}.demo", template.relative_to(ROOT).as_posix(), demo))

@@ -13,8 +13,8 @@ import hpcgw_hub_api  # noqa: F401
 c = get_config()  # noqa: F821
 
 # --- network: the proxy is external (own systemd unit), hub behind it -----
-c.JupyterHub.base_url = "/"
-c.JupyterHub.bind_url = "http://127.0.0.1:8000/"
+c.JupyterHub.base_url = "/jupyter/"
+c.JupyterHub.bind_url = "http://127.0.0.1:8000/jupyter/"
 c.JupyterHub.hub_bind_url = "http://172.30.0.10:8081"
 c.JupyterHub.hub_connect_url = "http://hpcgw-gw:8081"
 c.ConfigurableHTTPProxy.should_start = False
@@ -39,12 +39,12 @@ c.GatewayRemoteUserAuthenticator.groups_header = "X-Remote-User-Groups"
 c.GatewayRemoteUserAuthenticator.groups_separator = ";"
 c.GatewayRemoteUserAuthenticator.secret_header = "X-Gateway-Secret"
 c.GatewayRemoteUserAuthenticator.secret_file = "/etc/jupyterhub/secrets/gateway_secret"
-c.GatewayRemoteUserAuthenticator.strip_realm = False
-c.GatewayRemoteUserAuthenticator.allowed_realms = set([])
+c.GatewayRemoteUserAuthenticator.strip_realm = True
+c.GatewayRemoteUserAuthenticator.allowed_realms = set(["EXAMPLE.ORG"])
 c.GatewayRemoteUserAuthenticator.lowercase = True
 c.GatewayRemoteUserAuthenticator.min_uid = 1000
-c.GatewayRemoteUserAuthenticator.allowed_groups = set([])
-c.GatewayRemoteUserAuthenticator.admin_groups = set([])
+c.GatewayRemoteUserAuthenticator.allowed_groups = set(["hpc-users"])
+c.GatewayRemoteUserAuthenticator.admin_groups = set(["gw-admins"])
 c.Authenticator.username_pattern = "^[a-z_][a-z0-9_.-]{0,31}\\Z"
 c.Authenticator.allow_all = False
 # Explicit: JupyterHub defaults it to True whenever allowed_users is set,
@@ -52,9 +52,9 @@ c.Authenticator.allow_all = False
 c.Authenticator.allow_existing_users = False
 # Hub group memberships follow the groups header at every login.
 c.Authenticator.manage_groups = True
-c.Authenticator.allowed_users = set(["alice", "bob"])
-c.Authenticator.admin_users = set([])
-c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody", "jupyterhub"])
+c.Authenticator.allowed_users = set(["alice", "bob", "carol", "mallory", "svcacct"])
+c.Authenticator.admin_users = set(["bob"])
+c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "nobody", "www-data", "jupyterhub", "mallory"])
 
 # --- spawner: the local one (sudospawner, runs the server on the gateway as
 # the user; the hub stays unprivileged). Role spawn_profiles replaces it with
