@@ -118,7 +118,7 @@ def inventory_vars(inventory_dir: str, group: str) -> dict[str, Any]:
 
 
 def fixture_secret() -> dict[str, str]:
-    """What slurp returns for the shared secret file (gateway_apache_secret)."""
+    """What slurp returns for the shared secret file (__gateway_apache_secret)."""
     return {"content": base64.b64encode(f"{SECRET}\n".encode()).decode(), "encoding": "base64"}
 
 

@@ -51,7 +51,7 @@ SSO_VARS: dict[str, dict[str, object]] = {
 VHOST_VARS = {
     "gateway_apache_server_name": "gw.example.org",
     "gateway_apache_server_aliases": ["gateway.example.org"],
-    "gateway_apache_secret": fixture_secret(),
+    "__gateway_apache_secret": fixture_secret(),
 }
 
 
