@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
@@ -38,6 +39,29 @@ PASSWORDS = {
     "alice@OTHER.ORG": "other-test-pw",
 }
 T = TypeVar("T")
+# Fault recovery times measured in this run: (fault, seconds), printed at the
+# end of the verifier's output and written to artifacts/molecule/recovery.json.
+RECOVERY: list[tuple[str, float]] = []
+
+
+def record_recovery(fault: str, seconds: float) -> None:
+    """Keep one fault's recovery time for the run's summary (and print it)."""
+    RECOVERY.append((fault, round(seconds, 1)))
+    print(f"{fault}: {seconds:.1f} s")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not RECOVERY:
+        return
+    terminalreporter.section("fault recovery times")
+    width = max(len(fault) for fault, _ in RECOVERY)
+    for fault, seconds in RECOVERY:
+        terminalreporter.write_line(f"{fault.ljust(width)}  {seconds:7.1f} s")
+    project = os.environ.get("MOLECULE_PROJECT_DIRECTORY")
+    if project:
+        out = Path(project) / "artifacts" / "molecule" / "recovery.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([{"fault": f, "seconds": s} for f, s in RECOVERY], indent=1) + "\n")
 
 
 def wait_until(probe: Callable[[], T], seconds: float, interval: float = 1.0) -> T:
