@@ -333,6 +333,12 @@ def _stopped(run: Run) -> bool:
 def stop_server(run: Run) -> float:
     run.driver.get(run.url("/hub/home"))
     button = run.wait(EC.element_to_be_clickable(STOP_BUTTON), "the hub's Stop My Server button")
+    # The button is in the HTML before require.js has loaded home.js, which
+    # binds its click handler: a click before that does nothing at all.
+    run.wait(lambda d: d.execute_script(
+        "var el = document.getElementById('stop');"
+        "var events = el && window.jQuery && jQuery._data(el, 'events');"
+        "return !!(events && events.click);"), "the Stop My Server button's handler (home.js loaded)")
     started = time.monotonic()
     button.click()
     run.wait(lambda d: _stopped(run), "the home page to show the server stopped")
