@@ -102,10 +102,11 @@ def spawn_profiles_limit_errors(clusters: list[dict[str, Any]], local: dict[str,
     for index, cluster in enumerate(clusters):
         if cluster.get("scheduler") != "slurm":
             continue
-        source = local if cluster.get("submit", "local") == "local" else remote.get(str(cluster.get("login_host", "")))
+        is_local = cluster.get("submit", "local") == "local"
+        source = local if is_local else remote.get(str(cluster.get("login_host", "")))
         if not source:
             continue
-        where = "slurm_client_partitions" + ("" if source is local else f" of {cluster.get('login_host')}")
+        where = "slurm_client_partitions" + ("" if is_local else f" of {cluster.get('login_host')}")
         partitions = {p.get("name"): p for p in source.get("partitions") or [] if isinstance(p, dict)}
         for qindex, queue in enumerate(cluster.get("queues") or []):
             partition = partitions.get(queue.get("name")) if isinstance(queue, dict) else None
