@@ -5,12 +5,13 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
-BIN := $(CURDIR)/$(VENV)/bin
+# abspath: VENV may be relative (to this directory) or absolute.
+BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIO ?= default
 # Scenarios `make molecule` (and so `make test`) runs, in order.
-SCENARIOS ?= default frontend
+SCENARIOS ?= default
 # Image the containers run; empty = build/reuse the local Debian image.
 HPCGW_BASE_IMAGE ?=
 export HPCGW_BASE_IMAGE
@@ -82,7 +83,7 @@ demo-status:  ## does the demo answer?
 	$(PYTHON) tools/demo.py status
 
 bench-spawn:  ## spawn benchmark against the running demo: click-to-ready median of ROUNDS (default 5) preset spawns
-	docker exec hpcgw-ctl python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw alice alice-test-pw \
+	docker exec hpcgw-ctl python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw/jupyter alice alice-test-pw \
 	  $${ROUNDS:-5} '{"profile": "debug-1c"}'
 
 clean: molecule-destroy  ## remove test leftovers (containers, networks, volumes); keeps images

@@ -62,6 +62,14 @@ def demo_logins(host_vars: dict[str, object]) -> list[tuple[str, str]]:
     return [(str(u["name"]), str(u["password"])) for u in users if isinstance(u, dict)]
 
 
+def demo_url(port: int, host_vars: dict[str, object]) -> str:
+    """The demo's address: the published port plus the hub's base path."""
+    base = str(host_vars.get("jupyterhub_base_url") or "/")
+    if not base.startswith("/") or "{" in base:
+        raise SystemExit(f"demo: jupyterhub_base_url must be a literal path, got {base!r}")
+    return f"https://localhost:{port}{base if base.endswith('/') else base + '/'}"
+
+
 def format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
@@ -241,11 +249,13 @@ def wait_for_hub(url: str, login: tuple[str, str] | None, timeout: float = 120.0
     raise SystemExit(f"demo: {url}hub/health did not answer 200 within {timeout:.0f} s (last: {status})")
 
 
-def gateway_logins(env: dict[str, str]) -> list[tuple[str, str]]:
-    """The demo users, read from the demo inventory as Ansible sees it."""
+def gateway_vars(env: dict[str, str]) -> dict[str, object]:
+    """The gateway's variables in the demo inventory, as Ansible sees them (not templated)."""
     inventory = subprocess.run(["ansible-inventory", "-i", str(INVENTORY), "--host", GATEWAY],
                                cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return demo_logins(json.loads(inventory.stdout))
+    host_vars = json.loads(inventory.stdout)
+    assert isinstance(host_vars, dict)
+    return host_vars
 
 
 def up(port: int) -> None:
@@ -269,7 +279,7 @@ def up(port: int) -> None:
     runner.step("Cluster containers (controller, 2 compute nodes, gateway)", "cluster", commands)
     output = runner.step("site.yml with inventories/demo/ (SLURM, notebook env, hub, proxy, Apache)",
                          "converge", [["ansible-playbook", "-i", str(INVENTORY), "site.yml"]])
-    url = f"https://localhost:{port}/"
+    url = demo_url(port, gateway_vars(env))
     runner.step(f"Gateway answers at {url}", "health",
                 [[python, __file__, "status", "--quiet"]])
     changed = sum(recap_changes(output).values())
@@ -277,13 +287,14 @@ def up(port: int) -> None:
 
 
 def summary(url: str, changed: int, runner: Runner) -> None:
-    logins = gateway_logins(runner.env)
+    logins = demo_logins(gateway_vars(runner.env))
     total = time.monotonic() - runner.started
     lines = [
         "",
         f"The demo gateway is up: {url}",
         "  (self-signed certificate: accept the browser's warning)",
-        "  DEMO-ONLY logins (basic auth stands in for the campus SSO):",
+        "  DEMO-ONLY logins (basic auth stands in for the campus SSO); some are",
+        "  refused on purpose, to show the access policy (README: Access policy):",
         *[f"    {user} / {password}" for user, password in logins],
         "  Pick a preset or a cluster/queue/size in the form; the server runs as a",
         "  SLURM job on hpcgw-c1 or hpcgw-c2.",
@@ -321,8 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.action == "down":
         down(port)
     else:
-        url = f"https://localhost:{port}/"
-        logins = gateway_logins(tool_env(port))
+        host_vars = gateway_vars(tool_env(port))
+        url = demo_url(port, host_vars)
+        logins = demo_logins(host_vars)
         wait_for_hub(url, logins[0] if logins else None, timeout=120 if args.quiet else 5)
         if not args.quiet:
             print(f"demo: {url} answers")

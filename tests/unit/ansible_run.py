@@ -27,12 +27,17 @@ def run_playbook(playbook: Path, tmp_path: Path, groups: dict[str, dict[str, Any
     """
     inventory: dict[str, Any] = {"all": {"children": {}}}
     for group, host_vars in groups.items():
-        host = f"{group}-host"
-        inventory["all"]["children"][group] = {
-            "hosts": {host: {"ansible_connection": "local",
-                             "ansible_python_interpreter": sys.executable,
-                             **host_vars}},
-        }
+        inventory["all"]["children"][group] = {"hosts": {f"{group}-host": host_vars}}
+    return run_inventory(playbook, tmp_path, inventory, extra_vars)
+
+
+def run_inventory(playbook: Path, tmp_path: Path, inventory: dict[str, Any],
+                  extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `playbook` with this inventory (YAML inventory structure); every
+    host is reached with the local connection and this interpreter."""
+    inventory = {"all": dict(inventory.get("all", {}))}
+    inventory["all"]["vars"] = dict(inventory["all"].get("vars", {}), ansible_connection="local",
+                                    ansible_python_interpreter=sys.executable)
     inv_file = tmp_path / "hosts.yml"
     inv_file.write_text(yaml.safe_dump(inventory))
     cmd = [str(BIN / "ansible-playbook"), "-i", str(inv_file), str(playbook)]

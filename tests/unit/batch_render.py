@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, StrictUndefined
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates" / "batch"
+TEMPLATES = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
 SCHEDULER_FILES = {
     "slurm": "slurm.sh.j2",
     "torque": "torque.sh.j2",

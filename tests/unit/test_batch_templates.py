@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from batch_render import CONTEXTS, SCHEDULER_FILES, render
+from golden_files import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "batch"
 NO_REQUEUE = {
@@ -23,8 +24,7 @@ NO_REQUEUE = {
 @pytest.mark.parametrize("context", sorted(CONTEXTS))
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULER_FILES))
 def test_matches_golden(scheduler: str, context: str) -> None:
-    rendered = render(scheduler, CONTEXTS[context])
-    assert rendered == (GOLDEN / f"{scheduler}-{context}.txt").read_text()
+    assert_golden(GOLDEN / f"{scheduler}-{context}.txt", render(scheduler, CONTEXTS[context]))
 
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULER_FILES))

@@ -44,6 +44,19 @@ def test_demo_logins_from_gateway_vars() -> None:
     assert demo.demo_logins({}) == []
 
 
+@pytest.mark.parametrize(("base", "url"), [(None, "https://localhost:8443/"), ("/", "https://localhost:8443/"),
+                                          ("/jupyter/", "https://localhost:8443/jupyter/"),
+                                          ("/jupyter", "https://localhost:8443/jupyter/")])
+def test_demo_url_carries_the_base_path(base: str | None, url: str) -> None:
+    assert demo.demo_url(8443, {} if base is None else {"jupyterhub_base_url": base}) == url
+
+
+@pytest.mark.parametrize("base", ["jupyter/", "{{ x }}", "https://elsewhere/"])
+def test_demo_url_refuses_what_is_not_a_literal_path(base: str) -> None:
+    with pytest.raises(SystemExit, match="jupyterhub_base_url"):
+        demo.demo_url(8443, {"jupyterhub_base_url": base})
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(4.26, "4.3 s"), (59.4, "59.4 s"), (61, "1 min 01 s"), (605.6, "10 min 06 s")])
 def test_format_seconds(seconds: float, text: str) -> None:
     assert demo.format_seconds(seconds) == text

@@ -9,7 +9,6 @@ shell runs.
 from __future__ import annotations
 
 import asyncio
-import enum
 import shlex
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Optional
 import pytest
 from jinja2 import Template
 
+from fakes import Log, Status
 from hpcgw_batch_core import (
     GuardedBatchCommands,
     JobIdError,
@@ -152,24 +152,6 @@ def test_empty_values_stay_empty() -> None:
     assert command_line("{prefix}", "qstat -xml {options}", {"prefix": "", "options": ""}, remote=False) == "qstat -xml "
 
 
-class Status(enum.Enum):
-    NOTFOUND = 0
-    RUNNING = 1
-    PENDING = 2
-    UNKNOWN = 3
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args)
-
-    error = info
-    warning = info
-
-
 class FakeSlurmSpawner:
     """The parts of batchspawner's SlurmSpawner the mixin calls."""
 
@@ -177,7 +159,7 @@ class FakeSlurmSpawner:
     batch_submit_cmd = "sbatch --parsable"
     batch_query_cmd = QUERY["slurm"]
     batch_cancel_cmd = "scancel {job_id}"
-    batch_script = (ROOT / "templates" / "batch" / "slurm.sh.j2").read_text(encoding="utf-8")
+    batch_script = (ROOT / "roles" / "spawn_profiles" / "files" / "batch" / "slurm.sh.j2").read_text(encoding="utf-8")
 
     def __init__(self, output: str, user_options: Optional[dict[str, Any]] = None) -> None:
         self.hpcgw_submit = "ssh"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from hpcgw_form import form_html
 from hpcgw_profiles import (
     Catalog,
     ChoiceError,
     ConfigError,
     batchspawner_traits,
     child_config,
-    form_html,
 )
 
 DATA: dict[str, Any] = {

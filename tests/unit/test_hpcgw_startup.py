@@ -4,7 +4,6 @@ watched start that notices it at once."""
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 import hpcgw_startup as startup
+from fakes import Log, Status
 from hpcgw_callback_core import JobReport
 
 
@@ -46,25 +46,8 @@ def test_without_a_report_the_scheduler_state_is_given() -> None:
     assert "(scheduler state: gone)" in startup.failure_message("7", "c", "", None)
 
 
-class Status(enum.Enum):
-    PENDING = 1
-    RUNNING = 2
-    UNKNOWN = 3
-    NOTFOUND = 4
-
-
 class Failed(Exception):
     pass
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args)
-
-    warning = info
 
 
 class FakeBatch:

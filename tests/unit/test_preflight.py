@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_run import ROOT, load_vars, run_playbook
 
@@ -368,3 +369,44 @@ def test_queues_within_or_outside_the_known_partitions_pass(tmp_path: Path, good
     groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, queues=queues)])
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_hub_port": "eighty"}, "argument 'jupyterhub_hub_port' is of type str and we were unable to convert to int"),
+        ({"jupyterhub_allowed_users": {"alice": True}}, "argument 'jupyterhub_allowed_users' is of type dict and we were unable to convert to list"),
+        ({"jupyterhub_log_level": "LOUD"}, "value of jupyterhub_log_level must be one of: DEBUG, INFO, WARNING, ERROR, CRITICAL, got: LOUD"),
+        ({"chp_timeout_ms": "soon"}, "argument 'chp_timeout_ms' is of type str and we were unable to convert to int"),
+        ({"chp_node_packages": {"nodejs": 18}}, "argument 'chp_node_packages' is of type dict and we were unable to convert to list"),
+        ({"gateway_apache_tls_selfsigned": "maybe"}, "argument 'gateway_apache_tls_selfsigned' is of type str and we were unable to convert to bool"),
+        ({"gateway_apache_sso": "kerberos"}, "value of gateway_apache_sso must be one of: shibboleth, mellon, openidc, basic, got: kerberos"),
+        ({"gateway_apache_basic_users": [{"name": "alice"}]}, "missing required arguments: password found in gateway_apache_basic_users"),
+    ],
+)
+def test_wrong_type_of_a_gateway_option_stops_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                       expected: str) -> None:
+    """The gateway roles' argument specs run in the preflight: a wrong type or
+    choice stops playbooks/validate.yml (before site.yml's SLURM play) and the
+    message names the option."""
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert "Validation of arguments failed" in out, result.stdout
+    assert expected in out, result.stdout
+    # any_errors_fatal: no play after the failing one runs on any host.
+    assert "PLAY [Validate the SSH submission settings]" not in out
+
+
+def test_site_yml_validates_before_it_changes_anything() -> None:
+    site = yaml.safe_load((ROOT / "site.yml").read_text())
+    assert site[0]["ansible.builtin.import_playbook"] == "playbooks/validate.yml"
+    validate = yaml.safe_load(VALIDATE.read_text())
+    roles_checked = {task["ansible.builtin.include_role"]["name"] for play in validate for task in play["tasks"]
+                     if task["ansible.builtin.include_role"].get("tasks_from") == "validate.yml"}
+    assert roles_checked == {p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()}
+    for role in roles_checked:
+        first = yaml.safe_load((ROOT / "roles" / role / "tasks" / "validate.yml").read_text())[0]
+        assert "ansible.builtin.validate_argument_spec" in first, role

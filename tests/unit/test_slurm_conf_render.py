@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ansible_run import ROOT, load_vars, run_playbook
+from golden_files import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm.conf"
 
@@ -17,8 +18,7 @@ def test_slurm_conf_matches_golden(tmp_path: Path) -> None:
     result = run_playbook(Path(__file__).parent / "playbooks" / "render_slurm_conf.yml", tmp_path,
                           {"render": {}}, dict(host_vars, render_dest=str(dest)))
     assert result.returncode == 0, result.stdout + result.stderr
-    rendered = dest.read_text()
-    assert rendered == GOLDEN.read_text()
+    assert_golden(GOLDEN, dest.read_text())
 
 
 def test_golden_has_one_line_per_node_and_partition() -> None:

@@ -5,28 +5,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hpcgw_profiles import Catalog
-from spawn_profiles import spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors
+from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
+                            spawn_profiles_script_paths)
 
 ROOT = Path(__file__).resolve().parents[2]
+BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
 EXEC = {"local": "sudo -n -u {username}", "ssh": "sudo -n -u {username} ssh {login_host}"}
+CLUSTERS = [
+    {"name": "a", "scheduler": "slurm", "queues": [{"name": "q", "cores": {"max": 2}}]},
+    {"name": "b", "scheduler": "condor", "submit": "ssh", "login_host": "login1",
+     "batch_script": "/srv/site/b.sub", "queues": [{"name": "q", "cores": {"max": 2}}]},
+]
 
 
-def test_catalog_carries_script_and_prefix(tmp_path: Path) -> None:
-    site_script = tmp_path / "site.sh"
-    site_script.write_text("#!/bin/sh\n{{cmd}}\n")
-    clusters = [
-        {"name": "a", "scheduler": "slurm", "queues": [{"name": "q", "cores": {"max": 2}}]},
-        {"name": "b", "scheduler": "condor", "submit": "ssh", "login_host": "login1",
-         "batch_script": str(site_script), "queues": [{"name": "q", "cores": {"max": 2}}]},
-    ]
-    catalog = spawn_profiles_catalog(clusters, [], "/opt/nb", True, str(ROOT / "templates" / "batch"), EXEC)
+def test_script_paths_name_the_bundled_template_or_the_sites() -> None:
+    assert spawn_profiles_script_paths(CLUSTERS, "batch") == ["batch/slurm.sh.j2", "/srv/site/b.sub"]
+    assert spawn_profiles_script_paths(CLUSTERS[:1] * 2, "/srv/tpl/") == ["/srv/tpl/slurm.sh.j2"] * 2
+    assert spawn_profiles_script_paths([], "batch") == []
+
+
+def test_every_scheduler_has_its_bundled_template() -> None:
+    for scheduler in ("slurm", "torque", "pbs", "sge", "lsf", "condor"):
+        (path,) = spawn_profiles_script_paths([{"scheduler": scheduler}], str(BATCH))
+        assert Path(path).is_file(), path
+
+
+def test_catalog_carries_script_and_prefix() -> None:
+    scripts = [(BATCH / "slurm.sh.j2").read_text(), "#!/bin/sh\n{{cmd}}\n"]
+    catalog = spawn_profiles_catalog(CLUSTERS, [], "/opt/nb", True, scripts, EXEC)
     a, b = catalog["clusters"]
-    assert a["spawner"]["batch_script"] == (ROOT / "templates/batch/slurm.sh.j2").read_text()
+    assert a["spawner"]["batch_script"] == scripts[0]
     assert a["spawner"]["exec_prefix"] == "sudo -n -u {username}"
     assert b["spawner"] == {"batch_script": "#!/bin/sh\n{{cmd}}\n", "exec_prefix": "sudo -n -u {username} ssh login1"}
     assert "batch_script" not in b
     assert Catalog.from_data(catalog).clusters[1].submit == "ssh"
+
+
+def test_catalog_refuses_scripts_that_do_not_match_the_clusters() -> None:
+    with pytest.raises(ValueError, match="1 batch script"):
+        spawn_profiles_catalog(CLUSTERS, [], "/opt/nb", True, ["#!/bin/sh\n"], EXEC)
 
 
 def test_errors_filter_names_the_variable() -> None:

@@ -151,6 +151,6 @@ def test_command_line_prints_path_line_test_and_reason(tmp_path: Path, capsys: p
 def test_the_repository_has_no_test_that_cannot_fail(capsys: pytest.CaptureFixture[str]) -> None:
     files = test_audit.files_to_check(test_audit.default_roots())
     # The scan sees the unit tests and each scenario's verifier tests.
-    for folder in ("tests/unit", "molecule/default/tests", "molecule/frontend/tests"):
+    for folder in ("tests/unit", "molecule/default/tests"):
         assert any(path.parent == test_audit.ROOT / folder for path in files), folder
     assert test_audit.main([]) == 0, capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Fixtures that reach each container of the scenario by name."""
+"""Fixtures and helpers of the verifier: containers by name, the test
+clients, the hub's journal, one polling helper."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 import os
 import shlex
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 import testinfra
@@ -15,8 +17,69 @@ from testinfra.host import Host
 CONTROLLER = "hpcgw-ctl"
 COMPUTE = ("hpcgw-c1", "hpcgw-c2")
 GATEWAY = "hpcgw-gw"
-BASE = "https://hpcgw-gw"
-PASSWORDS = {"alice": "alice-test-pw", "bob": "bob-test-pw"}
+# The demo runs the hub under a base path (jupyterhub_base_url /jupyter/,
+# gateway_apache_base_path /jupyter): every request goes through the prefix.
+PREFIX = "/jupyter"
+ORIGIN = "https://hpcgw-gw"
+BASE = ORIGIN + PREFIX
+# The demo's basic (TEST ONLY) logins: inventories/demo/group_vars/gateway/front.yml.
+PASSWORDS = {
+    "alice": "alice-test-pw",
+    "bob": "bob-test-pw",
+    "Bob@EXAMPLE.ORG": "bob-test-pw",
+    "carol": "carol-test-pw",
+    "dave": "dave-test-pw",
+    "erin": "erin-test-pw",
+    "frank": "frank-test-pw",
+    "mallory": "mallory-test-pw",
+    "root": "root-test-pw",
+    "daemon": "daemon-test-pw",
+    "svcacct": "svcacct-test-pw",
+    # a valid SSO login of a realm the hub does not allow (only EXAMPLE.ORG)
+    "alice@OTHER.ORG": "other-test-pw",
+}
+T = TypeVar("T")
+# Fault recovery times measured in this run: (fault, seconds), printed at the
+# end of the verifier's output and written to artifacts/molecule/recovery.json.
+RECOVERY: list[tuple[str, float]] = []
+
+
+def record_recovery(fault: str, seconds: float) -> None:
+    """Keep one fault's recovery time for the run's summary (and print it)."""
+    RECOVERY.append((fault, round(seconds, 1)))
+    print(f"{fault}: {seconds:.1f} s")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not RECOVERY:
+        return
+    terminalreporter.section("fault recovery times")
+    width = max(len(fault) for fault, _ in RECOVERY)
+    for fault, seconds in RECOVERY:
+        terminalreporter.write_line(f"{fault.ljust(width)}  {seconds:7.1f} s")
+    project = os.environ.get("MOLECULE_PROJECT_DIRECTORY")
+    if project:
+        out = Path(project) / "artifacts" / "molecule" / "recovery.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([{"fault": f, "seconds": s} for f, s in RECOVERY], indent=1) + "\n")
+
+
+def wait_until(probe: Callable[[], T], seconds: float, interval: float = 1.0) -> T:
+    """Call `probe` until it returns something truthy or `seconds` have passed;
+    returns its last value (falsy on timeout), for the caller to assert on."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def seconds_until(probe: Callable[[], T], seconds: float, interval: float = 0.5) -> tuple[float, T]:
+    """wait_until, timed: (seconds until `probe` was truthy, or inf; its last value)."""
+    began = time.monotonic()
+    value = wait_until(probe, seconds, interval)
+    return (time.monotonic() - began if value else float("inf")), value
 
 
 def _host(name: str) -> Host:
@@ -49,12 +112,10 @@ def controller(node: Callable[[str], Host]) -> Host:
 
 def wait_for_content(host: Host, path: str, seconds: int = 120) -> str:
     """Stripped content of a file a batch job writes, once it is non-empty."""
-    for _ in range(seconds):
+    def content() -> str:
         f = host.file(path)
-        if f.exists and f.content_string.strip():
-            return f.content_string.strip()
-        time.sleep(1)
-    return ""
+        return f.content_string.strip() if f.exists else ""
+    return wait_until(content, seconds)
 
 
 def user_jobs(host: Host, user: str) -> list[list[str]]:
@@ -71,21 +132,14 @@ JOB_GONE_SECONDS = 90
 
 def wait_no_jobs(host: Host, user: str, seconds: int = JOB_GONE_SECONDS) -> list[list[str]]:
     """The user's jobs once none is left, or what is left after `seconds`."""
-    for _ in range(seconds):
-        jobs = user_jobs(host, user)
-        if not jobs:
-            return jobs
-        time.sleep(1)
+    wait_until(lambda: not user_jobs(host, user), seconds)
     return user_jobs(host, user)
 
 
 def wait_job_gone(host: Host, job_id: str, seconds: int = JOB_GONE_SECONDS) -> bool:
     """True once job `job_id` has left squeue (finished and cleaned up)."""
-    for _ in range(seconds):
-        if not host.check_output(f"squeue -h -j {job_id} -o %i 2>/dev/null || true").strip():
-            return True
-        time.sleep(1)
-    return False
+    return wait_until(
+        lambda: not host.check_output(f"squeue -h -j {job_id} -o %i 2>/dev/null || true").strip(), seconds)
 
 
 def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:
@@ -110,3 +164,60 @@ def client(controller: Host) -> Callable[..., dict[str, Any]]:
         return json.loads(cmd.stdout.strip().splitlines()[-1])
 
     return call
+
+
+@pytest.fixture(scope="session")
+def outside(controller: Host) -> Host:
+    """A host that is not the gateway (the cluster's login node): requests that
+    come from a compute node or a user's machine start here."""
+    return controller
+
+
+@pytest.fixture(scope="session")
+def gwclient(outside: Host) -> Callable[..., dict[str, Any]]:
+    """gwclient(command, *args): the stdlib gateway client on `outside`; returns its JSON result."""
+    def run(*args: str) -> dict[str, Any]:
+        cmd = outside.run("python3 /usr/local/bin/gwclient.py " + " ".join(shlex.quote(a) for a in args))
+        assert cmd.rc == 0, cmd.stderr
+        return json.loads(cmd.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+@pytest.fixture()
+def hub_log(gateway: Host) -> Iterator[Callable[..., str]]:
+    """hub_log(wanted="", seconds=15): the hub's journal written since the test
+    began (after a journal cursor, so nothing of an earlier test within the same
+    second); with `wanted`, read again until it is there. The cursor is the
+    hub's own last entry: journalctl -u ... --after-cursor skips the first
+    entry of the unit when the cursor is another unit's (systemd 252)."""
+    cursor = ""
+    for line in gateway.check_output("journalctl -u jupyterhub -n 1 --show-cursor --no-pager -o cat").splitlines():
+        if line.startswith("-- cursor: "):
+            cursor = line[len("-- cursor: "):].strip()
+    assert cursor, "no journal entry of the hub on the gateway"
+
+    def read(wanted: str = "", seconds: float = 15) -> str:
+        def text() -> str:
+            out = gateway.check_output(
+                f"journalctl -u jupyterhub --no-pager -o cat --after-cursor {shlex.quote(cursor)}")
+            return out if wanted in out else ""
+        found = wait_until(text, seconds if wanted else 0, interval=0.5)
+        return found or gateway.check_output(
+            f"journalctl -u jupyterhub --no-pager -o cat --after-cursor {shlex.quote(cursor)}")
+
+    yield read
+
+
+def spellings(name: str, cases: bool = True) -> list[str]:
+    """Every dash/underscore spelling of a header name, plus case variants.
+
+    cases=False for requests made by gwclient: urllib sends every header name
+    capitalized, so case variants would only repeat the same request (curl
+    sends them as written).
+    """
+    parts = name.split("-")
+    out = [parts[0]]
+    for part in parts[1:]:
+        out = [prefix + sep + part for prefix in out for sep in ("-", "_")]
+    return out + ([name.lower(), name.upper(), name.lower().replace("-", "_")] if cases else [])

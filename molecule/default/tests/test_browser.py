@@ -17,10 +17,9 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, completed_jobs, user_jobs, wait_no_jobs
+from conftest import BASE, COMPUTE, completed_jobs, user_jobs, wait_no_jobs, wait_until
 
 BROWSER = "hpcgw-browser"
-BASE = "https://hpcgw-gw"
 USER, PASSWORD = "bob", "bob-test-pw"
 PRESET = "debug-1c"
 # Not under /tmp: that is a tmpfs, which `docker cp` cannot read.
@@ -102,10 +101,6 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""
 
     # The one job the form submitted ran in the preset's queue, on the node the cell printed.
-    for _ in range(30):
-        new = completed_jobs(controller, USER)[done_before:]
-        if new:
-            break
-        time.sleep(1)
+    new = wait_until(lambda: completed_jobs(controller, USER)[done_before:], 30)
     assert len(new) == 1, new
     assert (new[0]["Partition"], new[0]["NodeList"]) == ("debug", result["hostname"]), new[0]

@@ -28,13 +28,13 @@ def _get(url: str, user: str | None = None, password: str = "") -> int:
 
 
 def test_demo_url_reaches_the_hub_as_a_demo_user() -> None:
-    assert _get(f"https://localhost:{PORT}/hub/health", "alice", "alice-test-pw") == 200
+    assert _get(f"https://localhost:{PORT}/jupyter/hub/health", "alice", "alice-test-pw") == 200
 
 
 def test_demo_url_needs_the_login() -> None:
-    assert _get(f"https://localhost:{PORT}/hub/health") == 401
-    assert _get(f"https://localhost:{PORT}/hub/health", "alice", "wrong") == 401
+    assert _get(f"https://localhost:{PORT}/jupyter/hub/health") == 401
+    assert _get(f"https://localhost:{PORT}/jupyter/hub/health", "alice", "wrong") == 401
 
 
 def test_only_the_names_of_the_gateway_are_served() -> None:
-    assert _get(f"https://127.0.0.1:{PORT}/hub/health", "alice", "alice-test-pw") == 403  # catch-all vhost
+    assert _get(f"https://127.0.0.1:{PORT}/jupyter/hub/health", "alice", "alice-test-pw") == 403  # catch-all vhost

@@ -1,28 +1,40 @@
 """Faults lose nothing: no orphan job, no lost server, recovery in seconds.
 
 Each case breaks something an operator sees break (the proxy killed, Apache
-restarted, the hub restarted or killed while a spawn is pending, a job that
-no server owns), prints its recovery time, and ends with the hub and the
-queue agreeing: every job of the users belongs to a server the hub knows.
+restarted, the hub restarted or killed at each stage of a spawn and under a
+ready server, a job that no server owns, walltime, a compute node failing,
+the scheduler or munge out for several polls), records its recovery time
+(the verifier's summary prints them all, artifacts/molecule/recovery.json
+keeps them), and ends with the hub and the queue agreeing: every job of the
+users belongs to a server the hub knows.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from typing import Any, Callable, Iterator
 
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, user_jobs, wait_no_jobs
+from conftest import COMPUTE, record_recovery, seconds_until, user_jobs, wait_no_jobs, wait_until
 
 PRESET = json.dumps({"profile": "debug-1c"})
 TAG = "hpcgw-gw"  # spawn_profiles_gateway_tag of the demo's gateway
 PROXY_RECOVERY_SECONDS = 5
 # Reaper: interval 10 s + grace 20 s in the demo inventory, plus a sweep's margin.
 REAPER_SECONDS = 45
-HUB_HEALTH = "http://hpcgw-gw:8081/hub/health"  # the hub listens on the cluster network only
+HUB_HEALTH = "http://hpcgw-gw:8081/jupyter/hub/health"  # the hub listens on the cluster network only
+# The single-user launcher on the compute nodes (one volume shared by both).
+LAUNCHER = "/opt/hpcgw/notebook/bin/batchspawner-singleuser"
+# Written by the job (as alice, on the shared /home) when a spawn reached the
+# stage a test wants to break it at; the job then waits there.
+MARKER = "/home/alice/.hpcgw-fault-stage"
+USER_CONFIG = "/home/alice/.jupyter/jupyter_server_config.py"
+# Longer than ten of the hub's polls (Spawner.poll_interval, 30 s).
+OUTAGE_SECONDS = 300
 
 # Runs on the gateway: kill -9 the proxy, then time until alice's route is back.
 PROXY_KILL = r"""
@@ -36,12 +48,12 @@ def routes():
             return json.load(response)
     except OSError:
         return {}
-assert "/user/alice" in routes(), "no route before the kill"
+assert "/jupyter/user/alice" in routes(), "no route before the kill"
 subprocess.run(["systemctl", "kill", "-s", "KILL", "configurable-http-proxy"], check=True)
 killed = time.monotonic()
 time.sleep(0.2)
 while time.monotonic() - killed < 90:
-    if "/user/alice" in routes():
+    if "/jupyter/user/alice" in routes():
         break
     time.sleep(0.1)
 print(json.dumps({"seconds": round(time.monotonic() - killed, 2), "routes": sorted(routes())}))
@@ -66,22 +78,15 @@ def _orphans(gateway: Host, users: tuple[str, ...] = ("alice", "bob")) -> list[l
 
 
 def _wait_hub(gateway: Host, seconds: int = 60) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if gateway.run(f"python3 -c \"import urllib.request; urllib.request.urlopen('{HUB_HEALTH}', timeout=2)\"").rc == 0:
-            return time.monotonic() - began
-        time.sleep(0.5)
-    return float("inf")
+    return seconds_until(lambda: gateway.run(
+        f"python3 -c \"import urllib.request; urllib.request.urlopen('{HUB_HEALTH}', timeout=2)\"").rc == 0,
+        seconds)[0]
 
 
 def _wait_gone(gateway: Host, job_id: str, seconds: int) -> float:
     """Seconds until the job left squeue (inf if it did not)."""
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if job_id not in {job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}:
-            return time.monotonic() - began
-        time.sleep(0.5)
-    return float("inf")
+    return seconds_until(lambda: job_id not in {
+        job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}, seconds)[0]
 
 
 @pytest.fixture()
@@ -118,8 +123,8 @@ def test_proxy_kill9_routes_back_in_seconds(client: Callable[..., dict[str, Any]
     assert started.get("ready") is True, started
     try:
         out = json.loads(gateway.check_output("python3 - <<'EOF'\n" + PROXY_KILL + "\nEOF").splitlines()[-1])
-        print(f"proxy kill -9: routes back in {out['seconds']} s")
-        assert "/user/alice" in out["routes"], out
+        record_recovery("proxy kill -9: user's route back", out["seconds"])
+        assert "/jupyter/user/alice" in out["routes"], out
         assert out["seconds"] <= PROXY_RECOVERY_SECONDS, out
         ran = client("run", "alice", "print(6 * 7)")
         assert ran.get("stdout", "").split() == ["42"], ran
@@ -140,12 +145,14 @@ def test_apache_restart_keeps_the_kernel_and_its_state(client: Callable[..., dic
         restarted = time.monotonic()
         gateway.check_output("systemctl restart apache2")
         again: dict[str, Any] = {}
-        while time.monotonic() - restarted < 30:
-            again = client("run-in", "alice", kernel, "print(x)")
-            if again.get("reply") == "ok":
-                break
-            time.sleep(0.5)
-        print(f"apache restart: the kernel answered again after {time.monotonic() - restarted:.1f} s")
+
+        def answers() -> bool:
+            again.clear()
+            again.update(client("run-in", "alice", kernel, "print(x)"))
+            return again.get("reply") == "ok"
+
+        wait_until(answers, 30, interval=0.5)
+        record_recovery("Apache restart: the open kernel answers, state kept", time.monotonic() - restarted)
         assert again.get("stdout", "").split() == ["42"], again
     finally:
         assert client("stop", "alice").get("stopped") is True
@@ -163,7 +170,7 @@ def test_the_reaper_cancels_a_job_no_server_owns_but_not_a_pending_spawn(
         "--wrap 'sleep 600'").strip()  # bob's own job: no gateway mark
     try:
         took = _wait_gone(gateway, fake, REAPER_SECONDS)
-        print(f"reaper: orphan job {fake} cancelled after {took:.1f} s")
+        record_recovery("orphan job (no server owns it): cancelled by the reaper", took)
         assert took < REAPER_SECONDS
         remaining = {job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}
         assert spawn_job in remaining and own in remaining, remaining
@@ -186,7 +193,7 @@ def test_a_hub_lost_during_a_pending_spawn_leaves_no_orphan(
     began = time.monotonic()
     assert _wait_hub(gateway, 90) < 90
     gone = _wait_gone(gateway, job_id, 60)
-    print(f"hub {how} while pending: job {job_id} cancelled {time.monotonic() - began:.1f} s after the fault")
+    record_recovery(f"hub {how} while the spawn is pending: job cancelled", time.monotonic() - began)
     assert gone < 60
     assert client("status", "alice").get("server") == {}, "the hub kept a server for a cancelled job"
     log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
@@ -194,15 +201,95 @@ def test_a_hub_lost_during_a_pending_spawn_leaves_no_orphan(
     assert _orphans(gateway) == []
 
 
-def _wait_no_server(client: Callable[..., dict[str, Any]], user: str, seconds: int) -> tuple[float, dict[str, Any]]:
+@pytest.fixture()
+def stage_hook(node: Callable[[str], Host], gateway: Host) -> Iterator[Callable[[str], None]]:
+    """stage_hook(stage): make alice's next spawn write MARKER and wait there:
+    "before the callback" (the launcher waits before it tells the hub its
+    port) or "after the callback" (her own server configuration waits while
+    the server starts). Everything is put back afterwards."""
+    compute = node(COMPUTE[0])  # /opt/hpcgw and /home are shared by the nodes
+
+    def hook(stage: str) -> None:
+        if stage == "before the callback":
+            compute.check_output(f"mv {LAUNCHER} {LAUNCHER}.real && printf '%s\\n' '#!/bin/sh' "
+                                 f"'touch {MARKER}' 'sleep 60' 'exec {LAUNCHER}.real \"$@\"' > {LAUNCHER} "
+                                 f"&& chmod 0755 {LAUNCHER}")
+        else:
+            gateway.check_output("runuser -u alice -- sh -c " + shlex.quote(
+                f"mkdir -p /home/alice/.jupyter && printf '%s\\n' 'import pathlib, time' "
+                f"'pathlib.Path(\"{MARKER}\").touch()' 'time.sleep(60)' > {USER_CONFIG}"))
+
+    try:
+        yield hook
+    finally:
+        compute.run(f"test -e {LAUNCHER}.real && mv -f {LAUNCHER}.real {LAUNCHER}")
+        gateway.run(f"rm -f {MARKER} {USER_CONFIG}")
+
+
+@pytest.mark.parametrize("how", ["restart", "kill -9"])
+@pytest.mark.parametrize("stage", ["before the callback", "after the callback"])
+def test_a_hub_lost_while_the_job_starts_leaves_no_orphan(
+    client: Callable[..., dict[str, Any]], gateway: Host, quiet: None, stage_hook: Callable[[str], None],
+    stage: str, how: str
+) -> None:
+    stage_hook(stage)
+    result = client("api", "alice", PRESET)
+    assert result["api_status"] == 202, result
+    assert wait_until(lambda: gateway.file(MARKER).exists, 60, interval=0.5), f"the job never got {stage}"
+    (job_id, state, _, _), = user_jobs(gateway, "alice")
+    assert state == "RUNNING", state
+    assert client("status", "alice")["server"].get("ready") is not True
+    gateway.check_output("systemctl restart jupyterhub" if how == "restart" else "systemctl kill -s KILL jupyterhub")
     began = time.monotonic()
-    status: dict[str, Any] = {}
-    while time.monotonic() - began < seconds:
-        status = client("status", user)
-        if status.get("server") == {}:
-            return time.monotonic() - began, status
-        time.sleep(2)
-    return float("inf"), status
+    assert _wait_hub(gateway, 90) < 90
+    gone = _wait_gone(gateway, job_id, 60)
+    record_recovery(f"hub {how} while the job runs, {stage}: job cancelled", time.monotonic() - began)
+    assert gone < 60
+    assert client("status", "alice").get("server") == {}, "the hub kept a server for a cancelled job"
+    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
+    assert f"Job {job_id} was still starting when the hub restarted: cancelling it" in log
+    assert _orphans(gateway) == []
+
+
+@pytest.mark.parametrize("how", ["restart", "kill -9"])
+def test_a_hub_lost_under_a_ready_server_keeps_it(
+    client: Callable[..., dict[str, Any]], gateway: Host, quiet: None, how: str
+) -> None:
+    started = client("start", "alice", PRESET)
+    assert started.get("ready") is True, started
+    (job_id, _, job_node, _), = user_jobs(gateway, "alice")
+    try:
+        gateway.check_output("systemctl restart jupyterhub" if how == "restart"
+                             else "systemctl kill -s KILL jupyterhub")
+        began = time.monotonic()
+        assert _wait_hub(gateway, 90) < 90
+        ran: dict[str, Any] = {}
+
+        def answers() -> bool:
+            ran.clear()
+            ran.update(client("run", "alice", "import socket\nprint(socket.gethostname())"))
+            return ran.get("stdout", "").split() == [job_node]
+
+        assert wait_until(answers, 60, interval=1), ran
+        record_recovery(f"hub {how} under a ready server: the server answers through the hub",
+                        time.monotonic() - began)
+        assert client("status", "alice")["server"].get("ready") is True
+        assert [job[0] for job in user_jobs(gateway, "alice")] == [job_id]
+        assert _orphans(gateway) == []
+    finally:
+        assert client("stop", "alice").get("stopped") is True
+
+
+def _wait_no_server(client: Callable[..., dict[str, Any]], user: str, seconds: int) -> tuple[float, dict[str, Any]]:
+    last: dict[str, Any] = {}
+
+    def gone() -> bool:
+        last.clear()
+        last.update(client("status", user))
+        return last.get("server") == {}
+
+    took, _ = seconds_until(gone, seconds, interval=2)
+    return took, last
 
 
 def test_walltime_ends_the_server_and_the_next_page_says_why(
@@ -214,7 +301,7 @@ def test_walltime_ends_the_server_and_the_next_page_says_why(
     (job_id, _, _, _), = user_jobs(gateway, "alice")
     # 60 s of walltime, SLURM's time-limit check and KillWait, then one hub poll (30 s).
     took, status = _wait_no_server(client, "alice", 240)
-    print(f"walltime: server of job {job_id} removed {took:.0f} s after it was ready")
+    record_recovery("walltime reached: server removed, after it was ready", took)
     assert took < 240, status
     assert f"batch job {job_id}" in status["notice"] and "reached its time limit" in status["notice"], status
     assert _orphans(gateway) == []
@@ -224,27 +311,71 @@ def test_walltime_ends_the_server_and_the_next_page_says_why(
     assert client("stop", "alice").get("stopped") is True
 
 
-def test_a_scheduler_outage_neither_kills_nor_forgets_the_server(
-    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, quiet: None
+def test_a_node_failure_ends_the_server_and_the_next_page_says_why(
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, node: Callable[[str], Host],
+    quiet: None
 ) -> None:
     started = client("start", "alice", PRESET)
     assert started.get("ready") is True, started
     (job_id, _, job_node, _), = user_jobs(gateway, "alice")
+    compute = node(job_node)
     try:
-        controller.check_output("systemctl stop slurmctld")
-        time.sleep(70)  # more than two of the hub's polls (30 s) with squeue failing
+        compute.check_output("systemctl stop slurmd")
+        controller.check_output(f"scontrol update nodename={job_node} state=down reason=hpcgw-fault-test")
+        took, status = _wait_no_server(client, "alice", 120)
+        record_recovery("compute node down under a ready server: server removed", took)
+        assert took < 120, status
+        assert f"batch job {job_id}" in status["notice"], status
+        assert "ended because its compute node failed" in status["notice"], status
+        assert _orphans(gateway) == []
+    finally:
+        compute.check_output("systemctl start slurmd")
+        controller.check_output(f"scontrol update nodename={job_node} state=resume")
+    # Back on its feet, the node kills what was left of the job: nothing of
+    # alice keeps running there.
+    assert wait_until(lambda: compute.run("pgrep -u alice").rc == 1, 90), \
+        compute.check_output("ps -u alice -o pid,args || true")
+    restarted = client("start", "alice", PRESET)
+    assert restarted.get("ready") is True, restarted
+    assert client("status", "alice").get("notice") == ""
+    assert client("stop", "alice").get("stopped") is True
+
+
+OUTAGES = {
+    # slurmctld stopped: every squeue says it cannot reach the controller.
+    "slurmctld stopped": ("hpcgw-ctl", "slurmctld", OUTAGE_SECONDS),
+    # munge stopped on the gateway: squeue fails with an authentication error,
+    # not "unable to contact" (batchspawner#315 reads such errors as "gone").
+    "munge stopped on the gateway": ("hpcgw-gw", "munge", 70),
+}
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_a_scheduler_outage_neither_kills_nor_forgets_the_server(
+    client: Callable[..., dict[str, Any]], gateway: Host, node: Callable[[str], Host], quiet: None,
+    outage: str
+) -> None:
+    host_name, service, seconds = OUTAGES[outage]
+    host = node(host_name)
+    started = client("start", "alice", PRESET)
+    assert started.get("ready") is True, started
+    (job_id, _, job_node, _), = user_jobs(gateway, "alice")
+    since = gateway.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    try:
+        host.check_output(f"systemctl stop {service}")
+        time.sleep(seconds)  # several of the hub's polls (30 s) with squeue failing
+        assert gateway.run("squeue -h -o %i").rc != 0, "the scheduler still answered"
         status = client("status", "alice")
         assert status["server"].get("ready") is True, status
         ran = client("run", "alice", "import socket\nprint(socket.gethostname())")
         assert ran.get("stdout", "").split() == [job_node], ran
     finally:
-        controller.check_output("systemctl start slurmctld")
-    for _ in range(60):
-        if gateway.run("squeue -h -o %i").rc == 0:
-            break
-        time.sleep(1)
+        host.check_output(f"systemctl start {service}")
+    took, _ = seconds_until(lambda: gateway.run("squeue -h -o %i").rc == 0, 60)
+    record_recovery(f"{outage} for {seconds} s: scheduler answers again (server kept throughout)", took)
+    assert took < 60, "the scheduler did not come back"
     assert [job[0] for job in user_jobs(gateway, "alice")] == [job_id]
-    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
+    log = gateway.check_output(f"journalctl -u jupyterhub --no-pager -o cat --since '{since}'")
     assert f"Status of job {job_id} unknown for now (kept)" in log
     assert _orphans(gateway) == []
     assert client("stop", "alice").get("stopped") is True

@@ -145,7 +145,7 @@ def test_the_hub_listens_on_the_cluster_network_only(gateway: Host, node: Callab
     assert not [line for line in gateway.check_output("cat /proc/net/tcp6").splitlines()[1:]
                 if line.split()[3] == "0A" and line.split()[1].endswith(":1F91")]
     code = node("hpcgw-c1").check_output(
-        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://hpcgw-gw:8081/hub/health').status)\"")
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://hpcgw-gw:8081/jupyter/hub/health').status)\"")
     assert code == "200"
 
 

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Callable
 
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content, wait_job_gone
+from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content, wait_job_gone, wait_until
 
 
 def test_every_compute_node_is_idle(gateway: Host) -> None:
     # Nodes register a few seconds after slurmd starts; give them a minute.
-    states: dict[str, str] = {}
-    for _ in range(30):
+    def states() -> dict[str, str]:
         out = gateway.check_output("sinfo -h -N -p debug -o '%N %t'")
-        states = dict(line.split() for line in out.splitlines())
-        if all(states.get(n) == "idle" for n in COMPUTE):
-            break
-        time.sleep(2)
-    assert states == {n: "idle" for n in COMPUTE}
+        return dict(line.split() for line in out.splitlines())
+
+    wait_until(lambda: all(states().get(n) == "idle" for n in COMPUTE), 60, interval=2)
+    assert states() == {n: "idle" for n in COMPUTE}
 
 
 def test_partitions_carry_their_limits(gateway: Host) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import pytest
 from testinfra.host import Host
 
 from conftest import user_jobs, wait_no_jobs
@@ -23,17 +22,6 @@ PRESET = json.dumps({"profile": "debug-1c"})
 # plus one report; the hub's http_timeout is 120 s.
 FAIL_WITHIN_SECONDS = 30
 LAUNCHER = "/opt/hpcgw/notebook/bin/batchspawner-singleuser"
-
-
-@pytest.fixture()
-def hub_log_mark(gateway: Host) -> Iterator[Callable[[], str]]:
-    """The hub's journal since the test began."""
-    since = gateway.check_output("date '+%Y-%m-%d %H:%M:%S'")
-
-    def read() -> str:
-        return gateway.check_output(f"journalctl -u jupyterhub --no-pager -o cat --since '{since}'")
-
-    yield read
 
 
 def _failed_message(result: dict[str, Any]) -> str:
@@ -56,7 +44,7 @@ def _assert_failed_fast_and_clean(result: dict[str, Any], gateway: Host, log: st
 
 
 def test_a_broken_user_config_fails_with_its_traceback(
-    client: Callable[..., dict[str, Any]], gateway: Host, hub_log_mark: Callable[[], str]
+    client: Callable[..., dict[str, Any]], gateway: Host, hub_log: Callable[..., str]
 ) -> None:
     assert wait_no_jobs(gateway, "alice") == [], "alice still has a job from an earlier test"
     config = "/home/alice/.jupyter/jupyter_server_config.py"
@@ -66,7 +54,7 @@ def test_a_broken_user_config_fails_with_its_traceback(
         result = client("outcome", "alice", PRESET)
     finally:
         gateway.check_output("runuser -u alice -- rm -f " + config)
-    message = _assert_failed_fast_and_clean(result, gateway, hub_log_mark())
+    message = _assert_failed_fast_and_clean(result, gateway, hub_log())
     assert "exit status 3" in message, message
     assert "Your own Jupyter configuration (~/.jupyter)" in message, message
     # The server works again once the configuration is fixed.
@@ -78,7 +66,7 @@ def test_a_broken_user_config_fails_with_its_traceback(
 
 def test_a_job_failing_before_the_server_starts_names_the_cause(
     client: Callable[..., dict[str, Any]], gateway: Host, node: Callable[[str], Host],
-    hub_log_mark: Callable[[], str]
+    hub_log: Callable[..., str]
 ) -> None:
     assert wait_no_jobs(gateway, "alice") == [], "alice still has a job from an earlier test"
     compute = node("hpcgw-c1")  # /opt/hpcgw is one volume shared by the compute nodes
@@ -87,7 +75,7 @@ def test_a_job_failing_before_the_server_starts_names_the_cause(
         result = client("outcome", "alice", PRESET)
     finally:
         compute.check_output(f"mv {LAUNCHER}.off {LAUNCHER}")
-    message = _assert_failed_fast_and_clean(result, gateway, hub_log_mark())
+    message = _assert_failed_fast_and_clean(result, gateway, hub_log())
     assert "exit status 127" in message, message
     assert "batchspawner-singleuser: command not found" in message, message
     assert user_jobs(gateway, "alice") == []

@@ -159,14 +159,14 @@ def test_forged_callback_bodies_are_refused(
         return compute.check_output(
             "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
             f"-H 'Authorization: token {token}' --data-binary {shlex.quote(body)} "
-            "http://hpcgw-gw:8081/hub/api/batchspawner")
+            "http://hpcgw-gw:8081/jupyter/hub/api/batchspawner")
 
     for body in ('{"port": 1234, "ip": "10.9.9.9"}', '{"port": "1234"}', '{"port": 70000}',
                  '{"port": true}', '{"ip": "10.9.9.9"}', '[1234]', '{"port": 1234, "server": {"url": "x"}}'):
         assert post(body) == "400", body
     assert compute.check_output(
         "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"port\": 1234}' "
-        "http://hpcgw-gw:8081/hub/api/batchspawner") == "403"  # no token
+        "http://hpcgw-gw:8081/jupyter/hub/api/batchspawner") == "403"  # no token
     # The server still answers where it really listens: nothing was changed.
     ran = client("run", "alice", "import socket\nprint(socket.gethostname())")
     assert ran.get("stdout", "").split() == [job_node], ran

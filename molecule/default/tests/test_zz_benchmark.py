@@ -16,7 +16,7 @@ ROUNDS = int(os.environ.get("HPCGW_BENCH_ROUNDS", "5"))
 
 def test_spawn_click_to_ready_benchmark(controller: Host) -> None:
     out = controller.check_output(
-        "python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw alice alice-test-pw "
+        "python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw/jupyter alice alice-test-pw "
         f"{ROUNDS} '{{\"profile\": \"debug-1c\"}}'")
     result = json.loads(out.strip().splitlines()[-1])
     assert "error" not in result, result

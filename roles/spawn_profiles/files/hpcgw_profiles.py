@@ -11,7 +11,6 @@ form and the REST API.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -358,40 +357,3 @@ def describe(catalog: Catalog, choice: Choice) -> str:
     return (f"{cluster.title} / {queue.title}: {choice.cores} core(s), "
             f"{choice.memory_gb} GB, {choice.walltime_min} min{gpus}")
 
-
-def form_html(catalog: Catalog, local_title: str | None) -> str:
-    """The spawn form: presets, the local profile, and a custom request."""
-    e = html.escape
-    options: list[str] = []
-    for preset in catalog.presets:
-        options.append(f'<option value="{e(preset.key)}">{e(preset.title)}</option>')
-    if local_title:
-        options.append(f'<option value="{LOCAL_KEY}">{e(local_title)}</option>')
-    if catalog.clusters and catalog.custom_enabled:
-        options.append(f'<option value="{CUSTOM_KEY}">Custom: choose cluster, queue and size</option>')
-    queue_opts: list[str] = []
-    for cluster in catalog.clusters:
-        for queue in cluster.queues:
-            limits = ", ".join(
-                f"{key} {lim.minimum}-{lim.maximum}" for key, lim in queue.limits.items()
-            )
-            queue_opts.append(
-                f'<option value="{e(cluster.name)}/{e(queue.name)}">'
-                f"{e(cluster.title)} / {e(queue.title)} ({e(limits)})</option>"
-            )
-    fields = (
-        '<label for="hpcgw-account">account (optional)</label>'
-        '<input class="form-control" type="text" id="hpcgw-account" name="account">'
-    ) + "".join(
-        f'<label for="hpcgw-{key}">{key.replace("_", " ")}</label>'
-        f'<input class="form-control" type="number" min="0" step="1" id="hpcgw-{key}" name="{key}">'
-        for key in RESOURCES
-    )
-    return (
-        '<label for="hpcgw-profile">Profile</label>'
-        f'<select class="form-control" id="hpcgw-profile" name="profile">{"".join(options)}</select>'
-        '<fieldset id="hpcgw-custom"><legend>Custom request</legend>'
-        '<label for="hpcgw-cq">Cluster / queue</label>'
-        f'<select class="form-control" id="hpcgw-cq" name="cluster_queue">{"".join(queue_opts)}</select>'
-        f"{fields}</fieldset>"
-    )

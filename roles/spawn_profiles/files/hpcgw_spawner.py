@@ -31,7 +31,8 @@ from traitlets import Dict, Unicode
 from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
-from hpcgw_profiles import Catalog, ChoiceError, child_config, describe, form_html
+from hpcgw_form import form_html
+from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
 
 SCHEDULER_CLASSES = {
     "slurm": "hpcgw_batch.GatewaySlurmSpawner",

@@ -1,4 +1,10 @@
-"""Run the hub's own catalog validation on the controller, before any change."""
+"""Run the hub's own catalog validation on the controller, before any change,
+and assemble the catalog the hub reads (clusters.json).
+
+The filters only transform data: the batch scripts are read by the role's
+tasks through Ansible's file lookup (role files, or a site's own path) and
+handed in as text.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "slurm_cl
 from hpcgw_profiles import Catalog, ConfigError  # noqa: E402
 from slurm_time import slurm_time_seconds  # noqa: E402
 
+SCRIPT_FILES = {"condor": "condor.sub.j2"}
+
 
 def spawn_profiles_errors(data: dict[str, Any]) -> list[str]:
     """[] when the clusters/presets data loads; else the one error, naming the variable."""
@@ -22,24 +30,31 @@ def spawn_profiles_errors(data: dict[str, Any]) -> list[str]:
     return []
 
 
-SCRIPT_FILES = {"condor": "condor.sub.j2"}
+def spawn_profiles_script_paths(clusters: list[dict[str, Any]], templates_dir: str) -> list[str]:
+    """Per cluster, in order: its batch_script, else the bundled template of
+    its scheduler in templates_dir (relative: found like any role file)."""
+    paths = []
+    for cluster in clusters:
+        scheduler = str(cluster.get("scheduler", ""))
+        default = f"{templates_dir.rstrip('/')}/{SCRIPT_FILES.get(scheduler, f'{scheduler}.sh.j2')}"
+        paths.append(str(cluster.get("batch_script") or default))
+    return paths
 
 
 def spawn_profiles_catalog(clusters: list[dict[str, Any]], presets: list[dict[str, Any]],
-                           notebook_prefix: str, custom_enabled: bool, templates_dir: str,
+                           notebook_prefix: str, custom_enabled: bool, scripts: list[str],
                            exec_prefix: dict[str, str]) -> dict[str, Any]:
     """The hub's clusters.json: the admin's data plus, per cluster, the batch
-    script (the site's own file or the bundled one) and the command prefix."""
+    script (text, one per cluster in order, as read by the role's lookup)
+    and the command prefix."""
+    if len(scripts) != len(clusters):
+        raise ValueError(f"spawn_profiles_catalog: {len(scripts)} batch script(s) for {len(clusters)} cluster(s)")
     out = []
-    for cluster in clusters:
-        scheduler = str(cluster.get("scheduler", ""))
-        script_path = cluster.get("batch_script") or str(
-            Path(templates_dir) / SCRIPT_FILES.get(scheduler, f"{scheduler}.sh.j2"))
+    for cluster, script in zip(clusters, scripts):
         submit = str(cluster.get("submit", "local"))
         prefix = exec_prefix[submit].replace("{login_host}", str(cluster.get("login_host", "")))
         entry = {k: v for k, v in cluster.items() if k != "batch_script"}
-        entry["spawner"] = {"batch_script": Path(script_path).read_text(encoding="utf-8"),
-                            "exec_prefix": prefix}
+        entry["spawner"] = {"batch_script": str(script), "exec_prefix": prefix}
         out.append(entry)
     return {"clusters": out, "presets": presets, "notebook_prefix": notebook_prefix,
             "custom_enabled": bool(custom_enabled)}
@@ -129,5 +144,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {"spawn_profiles_errors": spawn_profiles_errors,
+                "spawn_profiles_script_paths": spawn_profiles_script_paths,
                 "spawn_profiles_catalog": spawn_profiles_catalog,
                 "spawn_profiles_limit_errors": spawn_profiles_limit_errors}

@@ -1,0 +1,75 @@
+#
+# Ansible managed
+#
+# JupyterHub configuration of the hpc-gateway bundle (role jupyterhub).
+# Site additions belong in jupyterhub_extra_config, appended at the end.
+# pylint: disable=undefined-variable
+# The gateway's API routes, before the hub builds its handlers: the jobs'
+# callback (port or failure report only; batchspawner's own handler, which
+# sets any attribute a job's token posts, is replaced whatever the spawner)
+# and the proxy's restart notice.
+import hpcgw_hub_api  # noqa: F401
+
+c = get_config()  # noqa: F821
+
+# --- network: the proxy is external (own systemd unit), hub behind it -----
+c.JupyterHub.base_url = "/jupyter/"
+c.JupyterHub.bind_url = "http://127.0.0.1:8000/jupyter/"
+c.JupyterHub.hub_bind_url = "http://172.30.0.10:8081"
+c.JupyterHub.hub_connect_url = "http://hpcgw-gw:8081"
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
+# auth_token comes from CONFIGPROXY_AUTH_TOKEN (systemd EnvironmentFile).
+# A hub restart must never kill users' servers or batch jobs.
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.cleanup_proxy = False
+# Re-adds routes the proxy lost (proxy restarted on its own) at this interval.
+c.JupyterHub.last_activity_interval = 60
+
+# --- state and secrets ------------------------------------------------------
+c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "/etc/jupyterhub/secrets/cookie_secret"
+c.JupyterHub.pid_file = "/var/lib/jupyterhub/jupyterhub.pid"
+c.JupyterHub.log_level = "INFO"
+
+# --- authentication: headers from the Apache front end ----------------------
+c.JupyterHub.authenticator_class = "hpcgw_authenticator.GatewayRemoteUserAuthenticator"
+c.GatewayRemoteUserAuthenticator.header_name = "X-Remote-User"
+c.GatewayRemoteUserAuthenticator.groups_header = "X-Remote-User-Groups"
+c.GatewayRemoteUserAuthenticator.groups_separator = ";"
+c.GatewayRemoteUserAuthenticator.secret_header = "X-Gateway-Secret"
+c.GatewayRemoteUserAuthenticator.secret_file = "/etc/jupyterhub/secrets/gateway_secret"
+c.GatewayRemoteUserAuthenticator.strip_realm = True
+c.GatewayRemoteUserAuthenticator.allowed_realms = set(["EXAMPLE.ORG"])
+c.GatewayRemoteUserAuthenticator.lowercase = True
+c.GatewayRemoteUserAuthenticator.min_uid = 1000
+c.GatewayRemoteUserAuthenticator.allowed_groups = set(["hpc-users"])
+c.GatewayRemoteUserAuthenticator.admin_groups = set(["gw-admins"])
+c.Authenticator.username_pattern = "^[a-z_][a-z0-9_.-]{0,31}\\Z"
+c.Authenticator.allow_all = False
+# Explicit: JupyterHub defaults it to True whenever allowed_users is set,
+# which would make a login granted once through a group permanent.
+c.Authenticator.allow_existing_users = False
+# Hub group memberships follow the groups header at every login.
+c.Authenticator.manage_groups = True
+c.Authenticator.allowed_users = set(["alice", "bob", "carol", "mallory", "svcacct"])
+c.Authenticator.admin_users = set(["bob"])
+c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "nobody", "www-data", "jupyterhub", "mallory"])
+
+# --- spawner: the local one (sudospawner, runs the server on the gateway as
+# the user; the hub stays unprivileged). Role spawn_profiles replaces it with
+# the profile form of the clusters and queues (snippet below).
+c.JupyterHub.spawner_class = "sudospawner.SudoSpawner"
+c.SudoSpawner.ip = "127.0.0.1"
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 120
+# sudospawner behind the local servers' limits (hpcgw-sudospawner).
+c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-sudospawner"
+# batchspawner's command prefix and its sudo rules are role spawn_profiles'
+# (per scheduler and submit mode, with the clusters' data).
+
+# --- snippets of other roles (e.g. spawn_profiles), in name order ----------
+import glob as _glob
+
+for _snippet in sorted(_glob.glob("/etc/jupyterhub/jupyterhub_config.d/*.py")):
+    load_subconfig(_snippet)  # noqa: F821

@@ -1,0 +1,48 @@
+#
+# Ansible managed
+#
+# Loaded by jupyterhub_config.py (role jupyterhub): clusters and queues from
+# the inventory (role spawn_profiles), every choice checked server-side.
+# pylint: disable=undefined-variable
+import hpcgw_spawner  # noqa: F401  (replaces batchspawner's callback handler)
+
+c = get_config()  # noqa: F821
+c.JupyterHub.spawner_class = "hpcgw_spawner.GatewaySpawner"
+c.GatewaySpawner.catalog_file = "/etc/jupyterhub/clusters.json"
+c.GatewaySpawner.local_title = "Dedicated Jupyter node (gateway)"
+c.GatewaySpawner.local_class = "sudospawner.SudoSpawner"
+c.GatewaySpawner.local_config = {"ip": "127.0.0.1"}
+c.GatewaySpawner.gateway_tag = "hpcgw-gw"
+# Every cluster's own prefix comes from the catalog; this one is the
+# fallback of any batchspawner class: sudo without -E (the sudo rules keep
+# only JUPYTERHUB_* variables). {username} on this shell command line: the
+# authenticator admits only names of letters, digits and _ . @ - and the
+# gateway's batch classes shell-quote every substituted value as well.
+c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
+
+# The home and spawn pages say why the user's last server ended by itself
+# (walltime reached, node failure, cancelled outside the gateway).
+import hpcgw_startup  # noqa: E402
+
+c.JupyterHub.template_vars.update({
+    "announcement_home": hpcgw_startup.end_notice_html,
+    "announcement_spawn": hpcgw_startup.end_notice_html,
+})
+
+# The orphan reaper: cancels this gateway's jobs that no server owns. Its
+# role reads the users' servers and their state (the job ids), nothing else.
+c.JupyterHub.services.append({
+    "name": "hpcgw-reaper",
+    "command": [
+        "/opt/jupyterhub/bin/python", "-m", "hpcgw_reaper",
+        "--catalog", "/etc/jupyterhub/clusters.json",
+        "--tag", "hpcgw-gw",
+        "--interval", "10",
+        "--grace", "20",
+    ],
+})
+c.JupyterHub.load_roles.append({
+    "name": "hpcgw-reaper",
+    "scopes": ["list:users", "read:users:name", "read:servers", "admin:server_state"],
+    "services": ["hpcgw-reaper"],
+})
