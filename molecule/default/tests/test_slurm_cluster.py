@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -69,6 +72,28 @@ def test_unmunge_rejects_a_foreign_key(node: Callable[[str], Host]) -> None:
     result = node(CONTROLLER).run(f"echo '{cred}' | unmunge")
     assert result.rc != 0
     assert "Invalid credential" in result.stdout + result.stderr
+
+
+def test_a_rerun_restarts_a_munged_older_than_its_key(node: Callable[[str], Host]) -> None:
+    """A run cut short after writing the key loses its restart handler: munged
+    keeps the old key and the node's credentials are refused cluster-wide. A
+    re-run of the munge role notices (munged older than the key) and restarts it."""
+    compute = node(COMPUTE[1])
+    compute.check_output("systemctl restart munge && sleep 2 && touch /etc/munge/munge.key")
+    before = compute.check_output("systemctl show -p MainPID --value munge")
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--tags", "munge",
+         "--limit", COMPUTE[1], str(scenario / "converge.yml")],
+        capture_output=True, text=True, env=env, check=False, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert compute.check_output("systemctl show -p MainPID --value munge") != before
+    ages = compute.check_output(
+        "echo $(ps -o etimes= -p $(systemctl show -p MainPID --value munge)) "
+        "$(( $(date +%s) - $(stat -c %Y /etc/munge/munge.key) ))").split()
+    assert int(ages[0]) <= int(ages[1]), ages
 
 
 def test_job_from_gateway_runs_on_a_compute_node_as_the_user(gateway: Host) -> None:
