@@ -10,7 +10,9 @@ The variables come in the layers of the real play (playbooks/gateway.yml):
   result the sudo rules read), as host vars too;
 * the roles' ``vars/main.yml``, as play vars (above the inventory, as role
   vars are);
-* fixed facts (FACTS), so the render is the same on every machine.
+* fixed facts (FACTS), so the render is the same on every machine;
+* role_path, the directory of the template's role, as Ansible sets it for
+  that role's tasks (role variables read other roles' files through it).
 
 Nothing names a role variable here except the scenarios' own data, so a
 variable renamed or a template moved between roles is picked up by
@@ -58,11 +60,14 @@ FACTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Case:
-    """One rendered file: golden name, template (relative to the repository), variables."""
+    """One rendered file: golden name, template (relative to the repository),
+    variables, and the role whose task renders it (default: the template's
+    own role; a test's template names the role it stands in for)."""
 
     name: str
     template: str
     inventory: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
 
 
 def gateway_roles() -> list[str]:
@@ -131,8 +136,12 @@ def render(cases: list[Case], tmp_path: Path) -> dict[str, str]:
     role_vars_file.write_text(yaml.safe_dump(role_vars))
     hosts = {}
     for case in cases:
+        template = ROOT / case.template
         hosts[case.name] = {**task_vars(case.template), **case.inventory,
-                            "render_src": str(ROOT / case.template), "render_dest": str(out_dir / case.name)}
+                            "render_src": str(template), "render_dest": str(out_dir / case.name)}
+        role = case.role or (template.parents[1].name if template.parents[2] == ROOT / "roles" else "")
+        if role:
+            hosts[case.name]["role_path"] = str(ROOT / "roles" / role)
     inventory = {"all": {"vars": defaults, "children": {"gateway": {"hosts": hosts}}}}
     result = run_inventory(PLAYBOOK, tmp_path, inventory,
                            {"render_role_vars_file": str(role_vars_file), "render_facts": FACTS})

@@ -4,10 +4,15 @@ roles' templates, matches the reviewed golden files in golden/gateway/:
 * Apache's gateway vhost for every SSO mode of gateway_apache_sso (its
   argument spec's choices), at the root and under /jupyter, and the
   catch-all vhost;
-* jupyterhub_config.py for the demo inventory (the whole access policy,
-  under /jupyter) and for the example site inventory;
-* every sudoers template of the roles (roles/*/templates/sudoers*.j2) for
-  the demo inventory.
+* for the demo inventory (the whole access policy, under /jupyter) and the
+  example site inventory: jupyterhub_config.py, every sudoers template of
+  the roles (roles/*/templates/sudoers*.j2), the proxy's unit (role chp)
+  and role spawn_profiles' command prefixes per submit mode.
+
+Each fact has one owner (issue 14) and the files agree because they are
+rendered from the owner's variable: the tests below change an owner's
+variable and check that every file naming it follows, and that each
+cluster's command prefix is allowed by the sudo rules.
 
 After an intended change (or a merge that moves variables or templates):
 
@@ -18,7 +23,9 @@ then review `git diff tests/unit/golden/`.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 import yaml
@@ -30,6 +37,12 @@ from golden_files import GOLDEN, assert_golden, assert_no_stale
 GOLDEN_DIR = GOLDEN / "gateway"
 APACHE = "roles/gateway_apache/templates"
 JUPYTERHUB_CONFIG = "roles/jupyterhub/templates/jupyterhub_config.py.j2"
+CHP_UNIT = "roles/chp/templates/configurable-http-proxy.service.j2"
+# Role spawn_profiles' command prefix per submit mode (its vars/main.yml), as
+# the role's catalog task hands it to every cluster.
+EXEC_PREFIX = "tests/unit/playbooks/templates/spawn_profiles_exec_prefix.json.j2"
+SUDOERS = sorted(ROOT.glob("roles/*/templates/sudoers*.j2"))
+INVENTORIES = {"demo": "inventories/demo", "example": "inventories/example"}
 BASE_PATHS = {"root": "/", "jupyter": "/jupyter/"}
 # A site's settings for each SSO mode (fixture values, nothing secret).
 SSO_VARS: dict[str, dict[str, object]] = {
@@ -64,29 +77,62 @@ def vhost_name(mode: str, base: str) -> str:
     return f"010-hpcgw-gateway.{mode}.{base}.conf"
 
 
+def sudoers_name(template: Any, inventory: str) -> str:
+    return f"{template.parts[-3]}.{template.name.removesuffix('.j2')}.{inventory}"
+
+
+def gateway_files(prefix: str, data: dict[str, Any]) -> list[Case]:
+    """The files several roles' facts meet in, for one inventory."""
+    out = [
+        Case(f"jupyterhub_config.{prefix}.py", JUPYTERHUB_CONFIG, data),
+        Case(f"configurable-http-proxy.{prefix}.service", CHP_UNIT, data),
+        Case(f"spawn_profiles.exec_prefix.{prefix}.json", EXEC_PREFIX, data, role="spawn_profiles"),
+    ]
+    out += [Case(sudoers_name(template, prefix), template.relative_to(ROOT).as_posix(), data) for template in SUDOERS]
+    return out
+
+
 def cases() -> list[Case]:
-    demo = inventory_vars("inventories/demo", "gateway")
-    site = inventory_vars("inventories/example", "gateway")
     out = [
         Case(vhost_name(mode, base), f"{APACHE}/010-hpcgw-gateway.conf.j2",
              {**VHOST_VARS, **SSO_VARS.get(mode, {}), "gateway_apache_sso": mode, "jupyterhub_base_url": url})
         for mode in sso_modes() for base, url in BASE_PATHS.items()
     ]
     out.append(Case("000-hpcgw-catchall.conf", f"{APACHE}/000-hpcgw-catchall.conf.j2", VHOST_VARS))
-    out.append(Case("jupyterhub_config.demo.py", JUPYTERHUB_CONFIG, demo))
-    out.append(Case("jupyterhub_config.example.py", JUPYTERHUB_CONFIG, site))
-    for template in sorted(ROOT.glob("roles/*/templates/sudoers*.j2")):
-        role = template.parts[-3]
-        out.append(Case(f"{role}.{template.name.removesuffix('.j2')}.demo", template.relative_to(ROOT).as_posix(), demo))
+    for name, directory in INVENTORIES.items():
+        out += gateway_files(name, inventory_vars(directory, "gateway"))
+    return out
+
+
+# An owner's variable changed on the demo inventory (not golden files: the
+# tests below check that every file naming the fact follows the owner).
+FOLLOW: dict[str, dict[str, Any]] = {
+    "ports": {"chp_port": 9000, "chp_api_port": 9001},
+    "owners": {"jupyterhub_hub_port": 8181, "jupyterhub_proxy_env_file": "/etc/jupyterhub/secrets/p.env",
+               "ssh_submit_client_config": "/etc/ssh/other_config", "spawn_profiles_slurm_bin_dir": "/opt/slurm/bin"},
+    "no-clusters": {"spawn_profiles_clusters": [], "spawn_profiles_presets": []},
+}
+
+
+def follow_cases() -> list[Case]:
+    demo = inventory_vars(INVENTORIES["demo"], "gateway")
+    out = []
+    for change, values in FOLLOW.items():
+        data = {**demo, **values}
+        out += gateway_files(f"follow-{change}", data)
+        out.append(Case(f"010-hpcgw-gateway.follow-{change}.conf", f"{APACHE}/010-hpcgw-gateway.conf.j2",
+                        {**data, **VHOST_VARS}))
     return out
 
 
 CASES = cases()
+FOLLOW_CASES = follow_cases()
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return render(CASES, tmp_path_factory.mktemp("render"))
+    """Every golden case and every owner's change, in one playbook run."""
+    return render(CASES + FOLLOW_CASES, tmp_path_factory.mktemp("render"))
 
 
 @pytest.mark.parametrize("name", [case.name for case in CASES])
@@ -102,7 +148,7 @@ def test_every_sso_mode_is_rendered() -> None:
     assert set(sso_modes()) == set(SSO_VARS), "a new SSO mode needs its fixture settings in SSO_VARS"
 
 
-@pytest.mark.parametrize("name", [c.name for c in CASES if c.name.startswith("jupyterhub_config.")])
+@pytest.mark.parametrize("name", [c.name for c in CASES + FOLLOW_CASES if c.name.startswith("jupyterhub_config.")])
 def test_jupyterhub_config_compiles(rendered: dict[str, str], name: str) -> None:
     code = compile(rendered[name], name, "exec")
     assert {"get_config", "load_subconfig"} <= set(code.co_names)
@@ -145,3 +191,93 @@ def test_sudo_rules_refuse_the_system_accounts(rendered: dict[str, str], name: s
     system = [user for user, entry in FACTS["getent_passwd"].items() if int(entry[1]) < 1000]
     runas = next(line for line in rendered[name].splitlines() if line.startswith("Runas_Alias"))
     assert system and all(f"!{user}" in runas.replace(",", " ").split() for user in system), runas
+
+
+# --- one owner per fact (issue 14) ------------------------------------------
+
+def _batch_commands(sudoers: str) -> list[str]:
+    """The command specifications of HPCGW_BATCH, one per entry."""
+    match = re.search(r"^Cmnd_Alias HPCGW_BATCH = (.*?)(?<!\\)\n", sudoers, re.M | re.S)
+    if not match:
+        return []
+    return [c.strip() for c in match.group(1).replace("\\\n", "").split(", ")]
+
+
+def test_demo_sudo_rules_allow_exactly_the_local_profile_and_the_clusters(rendered: dict[str, str]) -> None:
+    """The local profile's sudospawner, the local SLURM cluster's commands
+    (arguments pinned) and, over SSH through the root-owned client
+    configuration, the SSH cluster's commands on its login host; nothing else."""
+    sudoers = rendered["jupyterhub.sudoers.demo"]
+    assert "Cmnd_Alias HPCGW_LOCAL = /opt/jupyterhub/bin/hpcgw-sudospawner\n" in sudoers
+    assert sorted(_batch_commands(sudoers)) == sorted([
+        "/usr/bin/sbatch",
+        "/usr/bin/squeue",
+        "/usr/bin/scontrol ^show job [0-9]+$",
+        "/usr/bin/scancel ^[0-9]+$",
+        "/usr/bin/ssh ^-F /etc/ssh/hpcgw_submit_config hpcgw-ctl "
+        "(sbatch --parsable|squeue -h -j [0-9]+ -t all -o '%T %B'|scancel [0-9]+)$",
+    ])
+    assert 'Defaults!HPCGW_BATCH env_keep += "JUPYTERHUB_* JPY_API_TOKEN"' in sudoers
+    assert sudoers.rstrip().endswith("jupyterhub ALL=(HPCGW_USERS) NOPASSWD: HPCGW_LOCAL, HPCGW_BATCH")
+    runas = next(line for line in sudoers.splitlines() if line.startswith("Runas_Alias"))
+    assert runas.startswith("Runas_Alias HPCGW_USERS = %hpcgw-users, !#0, !jupyterhub, !root, "), runas
+
+
+@pytest.mark.parametrize("inventory", sorted(INVENTORIES) + [f"follow-{change}" for change in FOLLOW])
+def test_the_sudo_rules_allow_what_the_prefixes_run(rendered: dict[str, str], inventory: str) -> None:
+    """Every cluster's command prefix (role spawn_profiles) starts a command
+    its sudo rule allows, and the rules allow no scheduler command no
+    cluster runs."""
+    data = next(c.inventory for c in CASES + FOLLOW_CASES if c.name == f"jupyterhub_config.{inventory}.py")
+    prefixes = json.loads(rendered[f"spawn_profiles.exec_prefix.{inventory}.json"])
+    commands = _batch_commands(rendered[f"jupyterhub.sudoers.{inventory}"])
+    bin_dir = data.get("spawn_profiles_slurm_bin_dir", "/usr/bin")
+    expected = set()
+    for cluster in data["spawn_profiles_clusters"]:
+        prefix = prefixes[cluster.get("submit", "local")].replace("{login_host}", cluster.get("login_host", ""))
+        assert prefix.startswith("sudo -n -u {username}"), cluster["name"]
+        command = prefix.removeprefix("sudo -n -u {username}").strip()
+        if command:  # ssh -F <config> <host>: pinned in the rule, dots escaped
+            ssh, option, config, host = command.split(" ")
+            assert option == "-F"
+            (rule,) = [c for c in commands
+                       if c.startswith(f"{ssh} ^-F {config.replace('.', '[.]')} {host.replace('.', '[.]')} (")]
+            expected.add(rule)
+        else:
+            slurm = {f"{bin_dir}/{c}" for c in ("sbatch", "squeue", "scontrol", "scancel")}
+            local = {c for c in commands if c.split(" ")[0] in slurm}
+            assert {c.split(" ")[0] for c in local} == slurm, cluster["name"]
+            expected |= local
+    assert set(commands) == expected
+
+
+def test_the_hub_the_proxy_and_apache_follow_the_proxys_ports(rendered: dict[str, str]) -> None:
+    config = rendered["jupyterhub_config.follow-ports.py"]
+    unit = rendered["configurable-http-proxy.follow-ports.service"]
+    vhost = rendered["010-hpcgw-gateway.follow-ports.conf"]
+    assert 'c.JupyterHub.bind_url = "http://127.0.0.1:9000/jupyter/"' in config
+    assert 'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:9001"' in config
+    assert "--port 9000" in unit and "--api-port 9001" in unit
+    assert "ProxyPass /jupyter/ http://127.0.0.1:9000/jupyter/ upgrade=websocket timeout=3600" in vhost
+    assert "8000" not in config and "8001" not in config
+
+
+def test_the_proxy_the_rules_and_the_prefixes_follow_their_owners(rendered: dict[str, str]) -> None:
+    hub = f"http://{FACTS['default_ipv4']['address']}:8181"
+    unit = rendered["configurable-http-proxy.follow-owners.service"]
+    assert f"--default-target {hub} " in unit
+    assert f"--error-target {hub}/jupyter/hub/error " in unit
+    assert "EnvironmentFile=/etc/jupyterhub/secrets/p.env" in unit
+    sudoers = rendered["jupyterhub.sudoers.follow-owners"]
+    assert "/usr/bin/ssh ^-F /etc/ssh/other_config hpcgw-ctl (" in sudoers
+    assert "/opt/slurm/bin/sbatch" in sudoers and "/usr/bin/sbatch" not in sudoers
+    assert json.loads(rendered["spawn_profiles.exec_prefix.follow-owners.json"]) == {
+        "local": "sudo -n -u {username}",
+        "ssh": "sudo -n -u {username} /usr/bin/ssh -F /etc/ssh/other_config {login_host}",
+    }
+
+
+def test_without_clusters_only_the_local_profile_is_allowed(rendered: dict[str, str]) -> None:
+    sudoers = rendered["jupyterhub.sudoers.follow-no-clusters"]
+    assert "HPCGW_BATCH" not in sudoers
+    assert sudoers.rstrip().endswith("jupyterhub ALL=(HPCGW_USERS) NOPASSWD: HPCGW_LOCAL")

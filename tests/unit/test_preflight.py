@@ -155,10 +155,13 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
     [
         ({"ssh_submit_known_hosts": ["login.other.example.edu ssh-ed25519"]}, "is not a known_hosts line"),
         ({"ssh_submit_env": ["JUPYTERHUB_*", "PATH; rm"]}, "ssh_submit_env: 'PATH; rm'"),
-        ({"jupyterhub_sudo_ssh_targets": [{"host": "login ALL", "scheduler": "slurm"}]},
-         "jupyterhub_sudo_ssh_targets: login host 'login ALL' must be a host name"),
-        ({"jupyterhub_sudo_ssh_targets": [{"host": "login1", "scheduler": "condor"}]},
-         "its scheduler 'condor' one of slurm, torque, pbs, sge, lsf"),
+        ({"jupyterhub_sudo_ssh_targets": [{"host": "login1", "scheduler": "slurm"}]},
+         "jupyterhub_sudo_ssh_targets is no longer used: set spawn_profiles_clusters (role spawn_profiles;"),
+        ({"spawn_profiles_clusters": [dict(CLUSTER, submit="ssh", login_host="login ALL")]},
+         "spawn_profiles_clusters[0].login_host: must name the login host"),
+        ({"spawn_profiles_clusters": [dict(CLUSTER, scheduler="condor", submit="ssh", login_host="login.other.example.edu")],
+          "spawn_profiles_presets": []},
+         "spawn_profiles_clusters[0].scheduler: 'condor' with submit 'ssh' (cluster 'testcluster') cannot work"),
         ({"jupyterhub_sudo_ssh_hosts": ["login1"]}, "jupyterhub_sudo_ssh_hosts is no longer used"),
         ({"jupyterhub_sudo_runas_group": ""}, "jupyterhub_sudo_runas_group must name the group"),
         ({"jupyterhub_sudo_runas_group": "ALL, root"}, "jupyterhub_sudo_runas_group must name the group"),
@@ -243,6 +246,127 @@ def test_wrong_realm_settings_stop_the_play(tmp_path: Path, good: dict[str, Any]
 def test_stripped_realms_with_allowed_realms_pass(tmp_path: Path, good: dict[str, Any]) -> None:
     groups = _groups(good)
     groups["gateway"].update(jupyterhub_auth_strip_realm=True, jupyterhub_auth_allowed_realms=["EXAMPLE.ORG"])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- one owner per fact (issue 14): a setting moved to its owner is named ---
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_proxy_public_port": 8000}, "jupyterhub_proxy_public_port is no longer used: set chp_port (role chp)"),
+        ({"jupyterhub_proxy_api_url": "http://127.0.0.1:8001"},
+         "jupyterhub_proxy_api_url is no longer used: set chp_api_ip and chp_api_port (role chp)"),
+        ({"jupyterhub_slurm_bin_dir": "/usr/bin"},
+         "jupyterhub_slurm_bin_dir is no longer used: set spawn_profiles_slurm_bin_dir (role spawn_profiles)"),
+        ({"jupyterhub_sudo_ssh_config": "/etc/ssh/x"},
+         "jupyterhub_sudo_ssh_config is no longer used: set ssh_submit_client_config (role ssh_submit)"),
+        ({"chp_auth_env_file": "/etc/x.env"}, "chp_auth_env_file is no longer used: the proxy reads the token file role jupyterhub"),
+        ({"spawn_profiles_exec_prefix": {"local": "sudo -u {username}"}}, "spawn_profiles_exec_prefix is no longer a setting"),
+        ({"ssh_submit_client_config": "/etc/ssh/my config"},
+         "ssh_submit_client_config (got '/etc/ssh/my config') must be absolute paths"),
+    ],
+)
+def test_moved_settings_are_named(tmp_path: Path, good: dict[str, Any], change: dict[str, Any], expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def _with_notebook_nodes(groups: dict[str, dict[str, Any]], **node_vars: Any) -> dict[str, dict[str, Any]]:
+    groups["notebook_nodes"] = dict(load_vars("inventories/demo/group_vars/notebook_nodes/notebook_env.yml"), **node_vars)
+    return groups
+
+
+def test_the_notebook_side_follows_the_hubs_version(tmp_path: Path, good: dict[str, Any]) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("gateway", "node", "expected"),
+    [
+        ({}, {"notebook_env_jupyterhub_version": "6.1.1"},
+         "notebook_env_jupyterhub_version is no longer used: the notebook side always installs the hub's version, jupyterhub_version"),
+        ({"jupyterhub_version": "6.1.2"}, {},
+         "jupyterhub_version: notebook_nodes-host installs 6.1.1 for the single-user servers but gateway gateway-host runs the hub 6.1.2"),
+    ],
+)
+def test_a_second_jupyterhub_version_is_refused(tmp_path: Path, good: dict[str, Any], gateway: dict[str, Any],
+                                                node: dict[str, Any], expected: str) -> None:
+    groups = _with_notebook_nodes(_groups(good), **node)
+    groups["gateway"].update(gateway)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+# --- checks that passed what cannot work (issue 14) --------------------------
+
+@pytest.mark.parametrize("scheduler", ["pbs", "torque", "sge", "lsf", "condor"])
+def test_a_local_cluster_without_sudo_rules_is_refused(tmp_path: Path, good: dict[str, Any], scheduler: str) -> None:
+    """Only SLURM's commands are allowed locally: any other local scheduler
+    passed every check and was refused by sudo at the first spawn."""
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, scheduler=scheduler, submit="local")])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert (f"spawn_profiles_clusters[0].scheduler: '{scheduler}' with submit 'local' (cluster 'testcluster') cannot work"
+            in out), result.stdout
+    assert "submit: local works with slurm" in out
+    assert "submit: ssh with slurm, torque, pbs, sge, lsf" in out
+
+
+def test_pbs_over_ssh_passes(tmp_path: Path) -> None:
+    gateway = _example_gateway(tmp_path)
+    gateway["spawn_profiles_clusters"] = [dict(c, scheduler="pbs") if c["name"] == "othercluster" else c
+                                          for c in gateway["spawn_profiles_clusters"]]
+    result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The demo's partitions: debug (hpcgw-c1/c2: 2 CPUs, 1024 MB, no GPU; max_time 00:30:00), batch (ALL, 1 day).
+@pytest.mark.parametrize(
+    ("queue", "expected"),
+    [
+        ({"name": "debug", "walltime_min": {"default": 10, "max": 60}},
+         "spawn_profiles_clusters[0].queues[0].walltime_min.max: 60 is above what partition 'debug' in "
+         "slurm_client_partitions allows (30: max_time 00:30:00)"),
+        ({"name": "batch", "walltime_min": {"default": 10, "max": 1441}},
+         "spawn_profiles_clusters[0].queues[0].walltime_min.max: 1441 is above what partition 'batch'"),
+        ({"name": "debug", "cores": {"default": 1, "max": 4}},
+         "spawn_profiles_clusters[0].queues[0].cores.max: 4 is above what partition 'debug' in slurm_client_partitions "
+         "allows (2: its largest node's cpus 2)"),
+        ({"name": "batch", "memory_gb": {"default": 1, "max": 2}},
+         "spawn_profiles_clusters[0].queues[0].memory_gb.max: 2 is above what partition 'batch' in slurm_client_partitions "
+         "allows (1: its largest node's real_memory 1024)"),
+        ({"name": "debug", "gpus": {"default": 0, "max": 1}},
+         "spawn_profiles_clusters[0].queues[0].gpus.max: 1 is above what partition 'debug'"),
+    ],
+)
+def test_a_queue_above_its_partition_is_refused(tmp_path: Path, good: dict[str, Any], queue: dict[str, Any],
+                                                expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, queues=[queue])])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_queues_within_or_outside_the_known_partitions_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    """At the partitions' limits, and a queue whose partition the bundle does not describe."""
+    queues = [
+        {"name": "debug", "cores": {"max": 2}, "memory_gb": {"max": 1}, "walltime_min": {"default": 10, "max": 30}},
+        {"name": "batch", "cores": {"max": 2}, "walltime_min": {"default": 10, "max": 1440}},
+        {"name": "elsewhere", "cores": {"max": 128}, "memory_gb": {"max": 2000}, "walltime_min": {"default": 10, "max": 99999},
+         "gpus": {"default": 0, "max": 8}},
+    ]
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, queues=queues)])
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hpcgw_profiles import Catalog
-from spawn_profiles import spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_script_paths
+from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
+                            spawn_profiles_script_paths)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -52,3 +53,49 @@ def test_errors_filter_names_the_variable() -> None:
     assert spawn_profiles_errors({"clusters": [{"name": "x", "scheduler": "slurm", "queues": []}]}) == [
         "spawn_profiles_clusters[0].queues: must be a non-empty list"]
     assert spawn_profiles_errors({"clusters": []}) == []
+
+
+NODES = [{"name": "c[1-4]", "cpus": 32, "real_memory": 192000},
+         {"name": "g1", "cpus": 64, "real_memory": 512000, "gres": "gpu:a100:4"}]
+PARTITIONS = [{"name": "cpu", "nodes": ["c[1-4]"], "max_time": "2-00:00:00"},
+              {"name": "gpu", "nodes": ["g1"], "extra": {"MaxMemPerNode": 262144}},
+              {"name": "all", "nodes": ["ALL"], "max_time": "UNLIMITED"}]
+
+
+def _queue(name: str, **limits: int) -> dict[str, object]:
+    return {"name": name, **{key: {"max": value} for key, value in limits.items()}}
+
+
+def test_queue_limits_follow_the_partition() -> None:
+    local = {"partitions": PARTITIONS, "nodes": NODES}
+    clusters = [{"name": "a", "scheduler": "slurm", "queues": [
+        _queue("cpu", walltime_min=2880, cores=32, memory_gb=187, gpus=0),   # at the limits: 192000 MB // 1024
+        _queue("gpu", walltime_min=10 ** 6, cores=64, memory_gb=256, gpus=4),  # no max_time: unlimited
+        _queue("all", walltime_min=10 ** 6, cores=64, memory_gb=500, gpus=4),  # the largest node of ALL
+        _queue("unknown", cores=1000),                                         # not described: not checked
+    ]}]
+    assert spawn_profiles_limit_errors(clusters, local, {}) == []
+    clusters[0]["queues"] = [_queue("cpu", walltime_min=2881, cores=33, memory_gb=188, gpus=1),
+                             _queue("gpu", memory_gb=257)]
+    errors = spawn_profiles_limit_errors(clusters, local, {})
+    assert [e.split(":")[0] for e in errors] == [
+        "spawn_profiles_clusters[0].queues[0].walltime_min.max", "spawn_profiles_clusters[0].queues[0].cores.max",
+        "spawn_profiles_clusters[0].queues[0].memory_gb.max", "spawn_profiles_clusters[0].queues[0].gpus.max",
+        "spawn_profiles_clusters[0].queues[1].memory_gb.max"]
+    assert "(2880: max_time 2-00:00:00)" in errors[0]
+    assert "(256: MaxMemPerNode 262144)" in errors[4]
+
+
+def test_only_the_partitions_the_bundle_knows_are_compared() -> None:
+    big = [_queue("cpu", cores=999)]
+    local = {"partitions": PARTITIONS, "nodes": NODES}
+    clusters = [
+        {"name": "ssh-unknown", "scheduler": "slurm", "submit": "ssh", "login_host": "login1", "queues": big},
+        {"name": "pbs", "scheduler": "pbs", "submit": "ssh", "login_host": "login2", "queues": big},
+        {"name": "ssh-known", "scheduler": "slurm", "submit": "ssh", "login_host": "login3", "queues": big},
+    ]
+    errors = spawn_profiles_limit_errors(clusters, local, {"login3": local, "login2": local})
+    assert len(errors) == 1
+    assert errors[0].startswith("spawn_profiles_clusters[2].queues[0].cores.max: 999 is above what partition 'cpu' "
+                                "in slurm_client_partitions of login3 allows")
+    assert spawn_profiles_limit_errors([dict(clusters[0], submit="local")], {"partitions": [], "nodes": []}, {}) == []

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "files"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "slurm_client" / "filter_plugins"))
 
 from hpcgw_profiles import Catalog, ConfigError  # noqa: E402
+from slurm_time import slurm_time_seconds  # noqa: E402
 
 SCRIPT_FILES = {"condor": "condor.sub.j2"}
 
@@ -58,10 +60,90 @@ def spawn_profiles_catalog(clusters: list[dict[str, Any]], presets: list[dict[st
             "custom_enabled": bool(custom_enabled)}
 
 
+def _number(value: Any) -> int | None:
+    """An integer limit, None when absent or unlimited."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _gpus(gres: Any) -> int:
+    """GPUs in a node's gres ("gpu:2", "gpu:a100:4,shard:8"); 0 without any."""
+    count = 0
+    for item in str(gres or "").split(","):
+        parts = item.strip().split(":")
+        if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit():
+            count += int(parts[-1])
+    return count
+
+
+def _partition_limits(partition: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:
+    """What a one-node job of the partition can get at most: {resource: (limit, why)}."""
+    limits: dict[str, tuple[int, str]] = {}
+    try:
+        seconds = slurm_time_seconds(partition.get("max_time", "UNLIMITED"))
+    except ValueError:  # slurm_client's own preflight names it
+        seconds = None
+    if seconds is not None:
+        limits["walltime_min"] = (seconds // 60, f"max_time {partition.get('max_time')}")
+    names = partition.get("nodes") or []
+    members = nodes if "ALL" in names else [n for n in nodes if n.get("name") in names]
+    if members:
+        extra = partition.get("extra") or {}
+        for key, node_key, scale, cap_key in (("cores", "cpus", 1, "MaxCPUsPerNode"),
+                                               ("memory_gb", "real_memory", 1024, "MaxMemPerNode")):
+            sizes = [_number(n.get(node_key)) for n in members]
+            if None not in sizes:
+                limit, why = max(sizes) // scale, f"its largest node's {node_key} {max(sizes)}"
+                cap = _number(extra.get(cap_key))
+                if cap is not None and cap // scale < limit:
+                    limit, why = cap // scale, f"{cap_key} {cap}"
+                limits[key] = (limit, why)
+        limits["gpus"] = (max(_gpus(n.get("gres")) for n in members), "its nodes' gres")
+    return limits
+
+
+def spawn_profiles_limit_errors(clusters: list[dict[str, Any]], local: dict[str, Any],
+                                remote: dict[str, dict[str, Any]]) -> list[str]:
+    """Queue limits above what the SLURM partition of the same name allows.
+
+    local: {"partitions": slurm_client_partitions, "nodes": slurm_client_nodes}
+    of the gateway (clusters with submit local); remote: the same per login
+    host in the inventory (clusters with submit ssh). A queue whose partition
+    the bundle does not describe is not checked.
+    """
+    errors = []
+    for index, cluster in enumerate(clusters):
+        if cluster.get("scheduler") != "slurm":
+            continue
+        is_local = cluster.get("submit", "local") == "local"
+        source = local if is_local else remote.get(str(cluster.get("login_host", "")))
+        if not source:
+            continue
+        where = "slurm_client_partitions" + ("" if is_local else f" of {cluster.get('login_host')}")
+        partitions = {p.get("name"): p for p in source.get("partitions") or [] if isinstance(p, dict)}
+        for qindex, queue in enumerate(cluster.get("queues") or []):
+            partition = partitions.get(queue.get("name")) if isinstance(queue, dict) else None
+            if partition is None:
+                continue
+            limits = _partition_limits(partition, [n for n in source.get("nodes") or [] if isinstance(n, dict)])
+            for key in ("walltime_min", "cores", "memory_gb", "gpus"):
+                wanted = _number((queue.get(key) or {}).get("max")) if isinstance(queue.get(key), dict) else None
+                if wanted is None or key not in limits or wanted <= limits[key][0]:
+                    continue
+                limit, why = limits[key]
+                errors.append(f"spawn_profiles_clusters[{index}].queues[{qindex}].{key}.max: {wanted} is above what "
+                              f"partition '{partition.get('name')}' in {where} allows ({limit}: {why}); "
+                              "lower it, or the scheduler refuses the job")
+    return errors
+
+
 class FilterModule:
     """spawn_profiles filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {"spawn_profiles_errors": spawn_profiles_errors,
                 "spawn_profiles_script_paths": spawn_profiles_script_paths,
-                "spawn_profiles_catalog": spawn_profiles_catalog}
+                "spawn_profiles_catalog": spawn_profiles_catalog,
+                "spawn_profiles_limit_errors": spawn_profiles_limit_errors}

@@ -65,11 +65,8 @@ c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 120
 # sudospawner behind the local servers' limits (hpcgw-sudospawner).
 c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-sudospawner"
-# batchspawner: sudo without -E; the sudo rules keep only JUPYTERHUB_* variables.
-# {username} on this shell command line: the authenticator admits only names
-# of letters, digits and _ . @ - and the gateway's batch classes (role
-# spawn_profiles) shell-quote every substituted value as well.
-c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
+# batchspawner's command prefix and its sudo rules are role spawn_profiles'
+# (per scheduler and submit mode, with the clusters' data).
 
 # --- snippets of other roles (e.g. spawn_profiles), in name order ----------
 import glob as _glob

@@ -13,6 +13,12 @@ c.GatewaySpawner.local_title = "Dedicated Jupyter node (gateway)"
 c.GatewaySpawner.local_class = "sudospawner.SudoSpawner"
 c.GatewaySpawner.local_config = {"ip": "127.0.0.1"}
 c.GatewaySpawner.gateway_tag = "hpcgw-gw"
+# Every cluster's own prefix comes from the catalog; this one is the
+# fallback of any batchspawner class: sudo without -E (the sudo rules keep
+# only JUPYTERHUB_* variables). {username} on this shell command line: the
+# authenticator admits only names of letters, digits and _ . @ - and the
+# gateway's batch classes shell-quote every substituted value as well.
+c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
 
 # The home and spawn pages say why the user's last server ended by itself
 # (walltime reached, node failure, cancelled outside the gateway).
