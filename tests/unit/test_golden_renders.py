@@ -281,3 +281,13 @@ def test_without_clusters_only_the_local_profile_is_allowed(rendered: dict[str, 
     sudoers = rendered["jupyterhub.sudoers.follow-no-clusters"]
     assert "HPCGW_BATCH" not in sudoers
     assert sudoers.rstrip().endswith("jupyterhub ALL=(HPCGW_USERS) NOPASSWD: HPCGW_LOCAL")
+
+
+def test_without_clusters_the_gateways_callback_handler_still_replaces_batchspawners(
+        rendered: dict[str, str]) -> None:
+    # batchspawner is installed in the hub's venv whatever the spawner, and its
+    # module registers /hub/api/batchspawner (a job's token may set any
+    # server field there): the hub config loads the gateway's handler, which
+    # takes that route over, also on a gateway without clusters.
+    config = rendered["jupyterhub_config.follow-no-clusters.py"]
+    assert "\nimport hpcgw_hub_api  # noqa: F401\n" in config
