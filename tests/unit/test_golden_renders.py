@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 import pytest
+from passlib.hash import sha512_crypt
 import yaml
 
 from ansible_run import ROOT
@@ -99,6 +100,8 @@ def cases() -> list[Case]:
         for mode in sso_modes() for base, url in BASE_PATHS.items()
     ]
     out.append(Case("000-hpcgw-catchall.conf", f"{APACHE}/000-hpcgw-catchall.conf.j2", VHOST_VARS))
+    out.append(Case("hpcgw-test-only.htpasswd.demo", f"{APACHE}/hpcgw-test-only.htpasswd.j2",
+                    inventory_vars(INVENTORIES["demo"], "gateway")))
     for name, directory in INVENTORIES.items():
         out += gateway_files(name, inventory_vars(directory, "gateway"))
     return out
@@ -291,3 +294,19 @@ def test_without_clusters_the_gateways_callback_handler_still_replaces_batchspaw
     # takes that route over, also on a gateway without clusters.
     config = rendered["jupyterhub_config.follow-no-clusters.py"]
     assert "\nimport hpcgw_hub_api  # noqa: F401\n" in config
+
+
+def test_the_basic_users_file_holds_exactly_the_inventorys_users_with_cheap_hashes(
+        rendered: dict[str, str]) -> None:
+    # Apache checks the password on every request of the basic (TEST ONLY)
+    # mode: SHA-512 crypt at its minimum rounds, not bcrypt (200 ms a request).
+    users = {u["name"]: u["password"] for u in
+             inventory_vars(INVENTORIES["demo"], "gateway")["gateway_apache_basic_users"]}
+    lines = [line for line in rendered["hpcgw-test-only.htpasswd.demo"].splitlines()
+             if line and not line.startswith("#")]
+    entries = dict(line.split(":", 1) for line in lines)
+    assert sorted(entries) == sorted(users) and len(lines) == len(users)
+    for name, hashed in entries.items():
+        assert hashed.startswith("$6$rounds=1000$"), hashed
+        assert sha512_crypt.verify(users[name], hashed), name
+        assert not sha512_crypt.verify(users[name] + "x", hashed), name
