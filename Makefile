@@ -17,7 +17,7 @@ HPCGW_BASE_IMAGE ?=
 export HPCGW_BASE_IMAGE
 
 .PHONY: help toolchain engine image lint unit syntax test test-quick molecule \
-        molecule-converge molecule-verify molecule-destroy demo demo-down demo-status bench-spawn clean
+        molecule-converge molecule-verify molecule-destroy demo demo-down demo-status bench bench-spawn clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 22
@@ -81,6 +81,9 @@ demo-down:  ## remove everything the demo created (containers, networks, volumes
 
 demo-status:  ## does the demo answer?
 	$(PYTHON) tools/demo.py status
+
+bench: toolchain  ## benchmarks on the running demo: spawn p50/p95 with its floors, proxy hop, login, scheduler calls, memory (artifacts/bench/)
+	$(PYTHON) tools/bench.py
 
 bench-spawn:  ## spawn benchmark against the running demo: click-to-ready median of ROUNDS (default 5) preset spawns
 	docker exec hpcgw-ctl python3 /usr/local/bin/spawnclient.py bench https://hpcgw-gw/jupyter alice alice-test-pw \
