@@ -15,6 +15,9 @@ with (same minutes, same machine):
   every request of the basic mode);
 * scheduler commands: squeue/sbatch/scancel calls the hub issued per minute
   with 1 and with N servers running (sudo's log of the hub account);
+* burst: N users (burst01.., the demo's test accounts) press Start at the
+  same moment: how many became ready, click-to-ready p50/p95, the hub's CPU
+  time and the scheduler calls meanwhile, and no job left after the stops;
 * idle memory of hub, proxy and Apache (proportional set size).
 
 Writes artifacts/bench/<part>.json and prints a table. `--smoke` runs each
@@ -192,6 +195,48 @@ def bench_scheduler(runner: Runner, window: int, users: Sequence[tuple[str, str]
     return out
 
 
+def hub_cpu_seconds(runner: Runner) -> float:
+    """CPU time (user + system) the hub process has used so far."""
+    code = ("import os, subprocess; pid = subprocess.check_output(['systemctl', 'show', '-p', 'MainPID', '--value', "
+            "'jupyterhub'], text=True).strip(); f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split(); "
+            "print((int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK'))")
+    return float(runner(docker_exec(GATEWAY, f"python3 -c {shlex.quote(code)}")).strip())
+
+
+def in_parallel(runner: Runner, command: str, users: Sequence[tuple[str, str]], *args: str) -> list[dict[str, Any]]:
+    """spawnclient `command` for every user at the same moment (one process each, on the controller)."""
+    lines = [" ".join(shlex.quote(a) for a in ("python3", "/usr/local/bin/spawnclient.py", command, BASE, user,
+                                               password, *args)) + f" > /tmp/hpcgw-bench/{user}.json &"
+             for user, password in users]
+    script = "rm -rf /tmp/hpcgw-bench && mkdir /tmp/hpcgw-bench && " + " ".join(lines) + \
+        " wait; for f in /tmp/hpcgw-bench/*.json; do tail -n 1 $f; done"
+    return [json.loads(line) for line in runner(docker_exec(CONTROLLER, script)).splitlines() if line.strip()]
+
+
+def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
+    """`count` users press Start at the same moment (the demo's burst accounts)."""
+    users = [(f"burst{i:02d}", "burst-test-pw") for i in range(1, count + 1)]
+    since = runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
+    cpu = hub_cpu_seconds(runner)
+    began = time.monotonic()
+    try:
+        started = in_parallel(runner, "start", users, PRESET)
+        wall = time.monotonic() - began
+        cpu = hub_cpu_seconds(runner) - cpu
+        journal = runner(docker_exec(GATEWAY, f"journalctl -t sudo --no-pager -o cat --since {shlex.quote(since)}"))
+    finally:
+        stopped = in_parallel(runner, "stop", users)
+    ready = [r["seconds"] for r in started if r.get("ready")]
+    left = runner(docker_exec(GATEWAY, "squeue -h -o %u | grep -c '^burst' || true")).strip()
+    out: dict[str, Any] = {"users": count, "ready": len(ready), "failed": count - len(ready),
+                           "stopped": sum(1 for r in stopped if r.get("stopped")), "jobs_left": int(left or 0),
+                           "wall_s": round(wall, 1), "hub_cpu_s": round(cpu, 1),
+                           "scheduler_calls": count_scheduler_calls(journal)}
+    if ready:
+        out["click_to_ready"] = summary(ready)
+    return out
+
+
 def table(results: dict[str, Any]) -> str:
     rows: list[tuple[str, str]] = []
     if "spawn" in results:
@@ -208,6 +253,15 @@ def table(results: dict[str, Any]) -> str:
                   f"{h['apache_proxy_hub']['rps']:.0f} req/s, p50 {h['apache_proxy_hub']['p50_ms']:.0f} ms"),
                  ("ratio Apache+proxy : proxy alone", f"{h['ratio_apache_to_proxy']:.2f}x (added p50 {h['apache_added_p50_ms']:.0f} ms)"),
                  ("ratio proxy : hub alone", f"{h['ratio_proxy_to_hub']:.2f}x")]
+    if "burst" in results:
+        b = results["burst"]
+        ctr = b.get("click_to_ready", {"p50": float("nan"), "p95": float("nan")})
+        rows.append((f"burst of {b['users']}: ready / failed / jobs left",
+                     f"{b['ready']} / {b['failed']} / {b['jobs_left']}"))
+        rows.append((f"burst of {b['users']}: click-to-ready p50 / p95", f"{ctr['p50']:.1f} / {ctr['p95']:.1f} s "
+                     f"(all in {b['wall_s']} s; hub CPU {b['hub_cpu_s']} s)"))
+        rows.append((f"burst of {b['users']}: scheduler calls",
+                     ", ".join(f"{k} {v}" for k, v in sorted(b["scheduler_calls"].items())) or "none"))
     if "login" in results:
         rows.append(("demo login: password check per request", f"{results['login']['check_ms']:.2f} ms"))
     if "scheduler" in results:
@@ -226,11 +280,12 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="spawn rounds and floor samples (default 5)")
     parser.add_argument("--requests", type=int, default=5000, help="requests per proxy-hop run (default 5000)")
     parser.add_argument("--window", type=int, default=60, help="seconds of each scheduler-call count (default 60)")
+    parser.add_argument("--burst", type=int, default=30, help="users starting at the same moment (default 30)")
     parser.add_argument("--smoke", action="store_true", help="each part once, tiny (for the test suite)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rounds, args.requests, args.window = 1, 200, 1
+        args.rounds, args.requests, args.window, args.burst = 1, 200, 1, 2
     results: dict[str, Any] = {}
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("memory", lambda: bench_memory(runner)),
@@ -240,6 +295,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run) -> int:
         ("floor_imports", lambda: bench_floor_imports(runner, args.rounds)),
         ("spawn", lambda: bench_spawn(runner, args.rounds)),
         ("scheduler", lambda: bench_scheduler(runner, args.window, USERS[:2] if args.smoke else USERS)),
+        ("burst", lambda: bench_burst(runner, args.burst)),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, step in steps:

@@ -62,6 +62,29 @@ def demo_logins(host_vars: dict[str, object]) -> list[tuple[str, str]]:
     return [(str(u["name"]), str(u["password"])) for u in users if isinstance(u, dict)]
 
 
+def login_lines(logins: list[tuple[str, str]]) -> list[str]:
+    """The demo logins as printed: one line each, except a numbered series
+    sharing one password (make bench's burst users), which is one line."""
+    def series(user: str, password: str) -> tuple[str, str] | None:
+        match = re.fullmatch(r"([a-z]+)\d+", user)
+        return (match.group(1), password) if match else None
+
+    members: dict[tuple[str, str], list[str]] = {}
+    for user, password in logins:
+        key = series(user, password)
+        if key:
+            members.setdefault(key, []).append(user)
+    out: list[str] = []
+    for user, password in logins:
+        key = series(user, password)
+        if key and len(members[key]) > 2:
+            if members[key][0] == user:
+                out.append(f"{user} .. {members[key][-1]} / {password}  ({len(members[key])} accounts for make bench)")
+        else:
+            out.append(f"{user} / {password}")
+    return out
+
+
 def demo_url(port: int, host_vars: dict[str, object]) -> str:
     """The demo's address: the published port plus the hub's base path."""
     base = str(host_vars.get("jupyterhub_base_url") or "/")
@@ -295,7 +318,7 @@ def summary(url: str, changed: int, runner: Runner) -> None:
         "  (self-signed certificate: accept the browser's warning)",
         "  DEMO-ONLY logins (basic auth stands in for the campus SSO); some are",
         "  refused on purpose, to show the access policy (README: Access policy):",
-        *[f"    {user} / {password}" for user, password in logins],
+        *[f"    {line}" for line in login_lines(logins)],
         "  Pick a preset or a cluster/queue/size in the form; the server runs as a",
         "  SLURM job on hpcgw-c1 or hpcgw-c2.",
         f"  site.yml changed {changed} task(s){' - nothing to do, as it should on a re-run' if changed == 0 else ''}.",

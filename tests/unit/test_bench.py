@@ -3,6 +3,7 @@ scheduler-call count and the report table."""
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import pytest
@@ -86,8 +87,12 @@ def test_main_writes_every_part_and_the_report(tmp_path, capsys) -> None:  # typ
         calls.append(command)
         if command.startswith("ab "):
             return AB
+        if "spawnclient.py bench" in command:
+            return '{"seconds": [3.0]}'
         if "spawnclient.py" in command:
-            return '{"seconds": [3.0], "ready": true, "stopped": true}'
+            return '{"seconds": 3.0, "ready": true, "stopped": true}'
+        if "squeue" in command:
+            return "0\n"
         if command.startswith("pgrep"):
             return "11\n"
         if "smaps_rollup" in command:
@@ -101,6 +106,8 @@ def test_main_writes_every_part_and_the_report(tmp_path, capsys) -> None:  # typ
     assert bench.main(["--smoke", "--out", str(tmp_path)], runner=runner) == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert names == {"memory.json", "hops.json", "login.json", "floor_sbatch.json", "floor_imports.json",
-                     "spawn.json", "scheduler.json", "report.txt"}
+                     "spawn.json", "scheduler.json", "burst.json", "report.txt"}
     assert "spawn click-to-ready p50 / p95" in capsys.readouterr().out
     assert any(c.startswith("ab -q -k -c 10 -n 200 ") for c in calls)
+    burst = json.loads((tmp_path / "burst.json").read_text())
+    assert (burst["users"], burst["ready"], burst["failed"], burst["jobs_left"]) == (2, 1, 1, 0)

@@ -57,6 +57,16 @@ def test_demo_url_refuses_what_is_not_a_literal_path(base: str) -> None:
         demo.demo_url(8443, {"jupyterhub_base_url": base})
 
 
+def test_login_lines_fold_a_numbered_series_into_one_line() -> None:
+    logins = [("alice", "a"), ("burst01", "b"), ("burst02", "b"), ("burst03", "b"), ("bob2", "c")]
+    assert demo.login_lines(logins) == ["alice / a", "burst01 .. burst03 / b  (3 accounts for make bench)",
+                                        "bob2 / c"]
+
+
+def test_login_lines_keep_a_short_series_as_it_is() -> None:
+    assert demo.login_lines([("u1", "x"), ("u2", "x")]) == ["u1 / x", "u2 / x"]
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(4.26, "4.3 s"), (59.4, "59.4 s"), (61, "1 min 01 s"), (605.6, "10 min 06 s")])
 def test_format_seconds(seconds: float, text: str) -> None:
     assert demo.format_seconds(seconds) == text

@@ -329,7 +329,7 @@ def test_pbs_over_ssh_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# The demo's partitions: debug (hpcgw-c1/c2: 2 CPUs, 1024 MB, no GPU; max_time 00:30:00), batch (ALL, 1 day).
+# The demo's partitions: debug (hpcgw-c1/c2: 16 CPUs, 16384 MB, no GPU; max_time 00:30:00), batch (ALL, 1 day).
 @pytest.mark.parametrize(
     ("queue", "expected"),
     [
@@ -338,12 +338,12 @@ def test_pbs_over_ssh_passes(tmp_path: Path) -> None:
          "slurm_client_partitions allows (30: max_time 00:30:00)"),
         ({"name": "batch", "walltime_min": {"default": 10, "max": 1441}},
          "spawn_profiles_clusters[0].queues[0].walltime_min.max: 1441 is above what partition 'batch'"),
-        ({"name": "debug", "cores": {"default": 1, "max": 4}},
-         "spawn_profiles_clusters[0].queues[0].cores.max: 4 is above what partition 'debug' in slurm_client_partitions "
-         "allows (2: its largest node's cpus 2)"),
-        ({"name": "batch", "memory_gb": {"default": 1, "max": 2}},
-         "spawn_profiles_clusters[0].queues[0].memory_gb.max: 2 is above what partition 'batch' in slurm_client_partitions "
-         "allows (1: its largest node's real_memory 1024)"),
+        ({"name": "debug", "cores": {"default": 1, "max": 17}},
+         "spawn_profiles_clusters[0].queues[0].cores.max: 17 is above what partition 'debug' in slurm_client_partitions "
+         "allows (16: its largest node's cpus 16)"),
+        ({"name": "batch", "memory_gb": {"default": 1, "max": 17}},
+         "spawn_profiles_clusters[0].queues[0].memory_gb.max: 17 is above what partition 'batch' in slurm_client_partitions "
+         "allows (16: its largest node's real_memory 16384)"),
         ({"name": "debug", "gpus": {"default": 0, "max": 1}},
          "spawn_profiles_clusters[0].queues[0].gpus.max: 1 is above what partition 'debug'"),
     ],
@@ -360,8 +360,8 @@ def test_a_queue_above_its_partition_is_refused(tmp_path: Path, good: dict[str, 
 def test_queues_within_or_outside_the_known_partitions_pass(tmp_path: Path, good: dict[str, Any]) -> None:
     """At the partitions' limits, and a queue whose partition the bundle does not describe."""
     queues = [
-        {"name": "debug", "cores": {"max": 2}, "memory_gb": {"max": 1}, "walltime_min": {"default": 10, "max": 30}},
-        {"name": "batch", "cores": {"max": 2}, "walltime_min": {"default": 10, "max": 1440}},
+        {"name": "debug", "cores": {"max": 16}, "memory_gb": {"max": 16}, "walltime_min": {"default": 10, "max": 30}},
+        {"name": "batch", "cores": {"max": 16}, "walltime_min": {"default": 10, "max": 1440}},
         {"name": "elsewhere", "cores": {"max": 128}, "memory_gb": {"max": 2000}, "walltime_min": {"default": 10, "max": 99999},
          "gpus": {"default": 0, "max": 8}},
     ]

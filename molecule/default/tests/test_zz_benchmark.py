@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PARTS = ("memory", "hops", "login", "floor_sbatch", "floor_imports", "spawn", "scheduler")
+PARTS = ("memory", "hops", "login", "floor_sbatch", "floor_imports", "spawn", "scheduler", "burst")
 
 
 def test_the_benchmarks_run() -> None:
@@ -28,3 +28,5 @@ def test_the_benchmarks_run() -> None:
     assert results["hops"]["hub"]["rps"] > 0 and results["hops"]["proxy_hub"]["rps"] > 0
     assert results["memory"]["hub"] > 0 and results["memory"]["proxy"] > 0 and results["memory"]["apache"] > 0
     assert results["scheduler"], results["scheduler"]
+    burst = results["burst"]
+    assert (burst["ready"], burst["failed"], burst["jobs_left"]) == (burst["users"], 0, 0), burst
