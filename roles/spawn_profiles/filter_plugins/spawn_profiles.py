@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "files"))
 
-from hpcgw_profiles import Catalog, ConfigError  # noqa: E402
+from hpcgw_profiles import Catalog, ConfigError, status_query  # noqa: E402
 
 SCRIPT_FILES = {"condor": "condor.sub.j2"}
 
@@ -58,10 +58,17 @@ def spawn_profiles_catalog(clusters: list[dict[str, Any]], presets: list[dict[st
             "custom_enabled": bool(custom_enabled)}
 
 
+def spawn_profiles_shared_status(clusters: list[dict[str, Any]]) -> list[str]:
+    """Names of the clusters whose status the hub queries once for all
+    servers (status_query: shared, the default of local SLURM clusters)."""
+    return [str(c.get("name")) for c in clusters if status_query(c) == "shared"]
+
+
 class FilterModule:
     """spawn_profiles filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {"spawn_profiles_errors": spawn_profiles_errors,
                 "spawn_profiles_script_paths": spawn_profiles_script_paths,
-                "spawn_profiles_catalog": spawn_profiles_catalog}
+                "spawn_profiles_catalog": spawn_profiles_catalog,
+                "spawn_profiles_shared_status": spawn_profiles_shared_status}
