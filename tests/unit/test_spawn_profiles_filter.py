@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from hpcgw_profiles import Catalog
-from spawn_profiles import spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_script_paths
+from spawn_profiles import (
+    spawn_profiles_catalog,
+    spawn_profiles_errors,
+    spawn_profiles_script_paths,
+    spawn_profiles_shared_status,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -52,3 +57,12 @@ def test_errors_filter_names_the_variable() -> None:
     assert spawn_profiles_errors({"clusters": [{"name": "x", "scheduler": "slurm", "queues": []}]}) == [
         "spawn_profiles_clusters[0].queues: must be a non-empty list"]
     assert spawn_profiles_errors({"clusters": []}) == []
+
+
+def test_shared_status_names_the_local_slurm_clusters_not_opted_out() -> None:
+    clusters = [*CLUSTERS,
+                {"name": "c", "scheduler": "slurm", "submit": "ssh", "login_host": "l1"},
+                {"name": "d", "scheduler": "slurm", "submit": "local", "status_query": "user"},
+                {"name": "e", "scheduler": "slurm", "status_query": "shared"}]
+    assert spawn_profiles_shared_status(clusters) == ["a", "e"]
+    assert spawn_profiles_shared_status([]) == []
