@@ -138,10 +138,10 @@ def test_a_fresh_answer_is_reused_within_the_idle_window() -> None:
     async def main() -> None:
         await asyncio.gather(poller.status("1"), poller.status("2"))
         calls = len(fake.calls)
-        clock.now += 29
+        clock.now += 24
         assert await poller.status("2") == status.Answer("listed", "RUNNING n2")
         assert len(fake.calls) == calls
-        clock.now += 2  # older than the hub's poll interval (30 s): asked again
+        clock.now += 2  # older than the idle window (25 s, under the hub's 27-33 s polls): asked again
         await poller.status("1")
         assert len(fake.calls) == calls + 1
 
@@ -164,9 +164,9 @@ def test_the_window_is_short_while_a_job_of_the_cluster_starts() -> None:
         assert len(fake.calls) == calls + 1
         # the starting job got its server (or went): after starting_keep the window is long again
         clock.now += 11
-        assert poller.window(clock.now) == 30.0
+        assert poller.window(clock.now) == 25.0
         await poller.status("2", starting=False)
-        assert poller.window(clock.now) == 30.0
+        assert poller.window(clock.now) == 25.0
 
     run(main())
 

@@ -17,7 +17,10 @@ and every server's status query reads that answer. The rules:
 * coalescing: concurrent requests share one call (one in-flight query per
   cluster); an answer serves every request within its freshness window,
   short (``starting_window``, 1 s) while a job of the cluster is starting,
-  else ``idle_window`` (the hub's poll interval, 30 s);
+  else ``idle_window`` (25 s: just under the hub's poll interval, 30 s
+  with a 10 % jitter, so a server's poll never reads an answer its own
+  previous poll already read, and a job's end is seen by the next poll
+  as before);
 * explicit job ids with ``-t all``: a job that ended within SLURM's
   MinJobAge is still listed with its final state (TIMEOUT, NODE_FAIL, ...),
   so a job missing from a successful answer is gone;
@@ -195,7 +198,7 @@ class SharedStatusPoller:
     """The status of a cluster's jobs, one squeue for all of them (see the module)."""
 
     def __init__(self, cluster: str, squeue: str = "/usr/bin/squeue", runner: Runner = run_exec, *,
-                 starting_window: float = 1.0, idle_window: float = 30.0, chunk: int = 500,
+                 starting_window: float = 1.0, idle_window: float = 25.0, chunk: int = 500,
                  keep: float = 120.0, starting_keep: float = 10.0,
                  clock: Callable[[], float] = time.monotonic, counter: CommandCounter = COUNTER) -> None:
         self.cluster = cluster
