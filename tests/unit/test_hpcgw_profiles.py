@@ -72,6 +72,11 @@ def _with(change: Any) -> dict[str, Any]:
         (lambda d: d["presets"][0].update(cpus=2), "presets[0]: unknown key(s) cpus"),
         (lambda d: d["clusters"][0].update(notebook_prefix="opt/x"), "notebook_prefix: must be an absolute path"),
         (lambda d: d["clusters"][0].update(notebook_prefix="/opt/../etc"), "notebook_prefix: must be an absolute path"),
+        (lambda d: d["clusters"][0].update(status_query="hub"), "clusters[0].status_query: must be one of shared, user"),
+        (lambda d: d["clusters"][1].update(status_query="shared"),
+         "clusters[1].status_query: shared needs scheduler: slurm and submit: local"),
+        (lambda d: d["clusters"][0].update(submit="ssh", login_host="l1", status_query="shared"),
+         "clusters[0].status_query: shared needs scheduler: slurm and submit: local"),
     ],
 )
 def test_wrong_admin_data_is_named(change: Any, message: str) -> None:
@@ -118,6 +123,14 @@ def test_child_gets_checked_traits_and_no_raw_user_options(catalog: Catalog, opt
     assert config["hpcgw_submit"] == submit
     assert config["req_account"] == (catalog.cluster(choice.cluster).accounts or ("",))[0]
     assert {k: config[k] for k in spawner} == spawner
+    assert config["hpcgw_cluster_name"] == choice.cluster
+
+
+def test_status_query_defaults_to_shared_for_local_slurm_only() -> None:
+    clusters = Catalog.from_data(DATA).clusters
+    assert [c.status_query for c in clusters] == ["shared", "user"]
+    data = _with(lambda d: d["clusters"][0].update(status_query="user"))
+    assert Catalog.from_data(data).clusters[0].status_query == "user"
 
 
 def test_local_profile(catalog: Catalog) -> None:

@@ -104,6 +104,8 @@ CLUSTER = {
         ([dict(CLUSTER, queues=[{"name": "debug", "cores": {"default": 4, "max": 2}}])], [],
          "spawn_profiles_clusters[0].queues[0].cores.default: 4 is outside 1..2"),
         ([CLUSTER, CLUSTER], [], "spawn_profiles_clusters: duplicate name 'testcluster'"),
+        ([dict(CLUSTER, submit="ssh", login_host="login1", status_query="shared")], [],
+         "spawn_profiles_clusters[0].status_query: shared needs scheduler: slurm and submit: local"),
         ([CLUSTER], [{"key": "gpu1", "cluster": "testcluster", "queue": "gpu"}],
          "spawn_profiles_presets[0]: unknown queue 'gpu' on cluster 'testcluster'"),
     ],

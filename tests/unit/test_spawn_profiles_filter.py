@@ -9,7 +9,7 @@ import pytest
 
 from hpcgw_profiles import Catalog
 from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
-                            spawn_profiles_script_paths)
+                            spawn_profiles_script_paths, spawn_profiles_shared_status)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -99,3 +99,12 @@ def test_only_the_partitions_the_bundle_knows_are_compared() -> None:
     assert errors[0].startswith("spawn_profiles_clusters[2].queues[0].cores.max: 999 is above what partition 'cpu' "
                                 "in slurm_client_partitions of login3 allows")
     assert spawn_profiles_limit_errors([dict(clusters[0], submit="local")], {"partitions": [], "nodes": []}, {}) == []
+
+
+def test_shared_status_names_the_local_slurm_clusters_not_opted_out() -> None:
+    clusters = [*CLUSTERS,
+                {"name": "c", "scheduler": "slurm", "submit": "ssh", "login_host": "l1"},
+                {"name": "d", "scheduler": "slurm", "submit": "local", "status_query": "user"},
+                {"name": "e", "scheduler": "slurm", "status_query": "shared"}]
+    assert spawn_profiles_shared_status(clusters) == ["a", "e"]
+    assert spawn_profiles_shared_status([]) == []

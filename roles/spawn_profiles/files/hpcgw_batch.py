@@ -44,7 +44,12 @@ class JobEnded(SpawnException):  # type: ignore[misc]
 
 
 class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
-    """The guarded commands, the watched start, and the traits GatewaySpawner sets."""
+    """The guarded commands, the watched start, and the traits GatewaySpawner sets.
+
+    ``query_job_status`` (GuardedBatchCommands), which batchspawner's and
+    WatchedStart's ``poll`` and ``start`` call, reads the cluster's shared
+    status poller when there is one (``hpcgw_status``), else asks as the user.
+    """
 
     job_states = JobStatus
     render = staticmethod(format_template)
@@ -52,6 +57,11 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
         "local", help="How the scheduler is reached: local, or ssh (exec_prefix ends in ssh <host>).",
     )
     hpcgw_cluster_title = Unicode("the cluster", help="The cluster's title, for messages.")
+    # The catalog's cluster name: its shared status poller (hpcgw_status, set
+    # up by the hub's config for clusters with status_query: shared) and the
+    # key of its scheduler command counts. Empty (a server saved before it
+    # existed): the status is asked as the user.
+    hpcgw_cluster_name = Unicode("", help="The cluster's name in the catalog.")
     # {gateway_tag} of the batch script: the job's comment hpcgw:<tag>, how the reaper knows its jobs.
     req_gateway_tag = Unicode("", help="This gateway's mark on its jobs (spawn_profiles_gateway_tag).")
     hpcgw_job_check_interval = Float(

@@ -24,7 +24,13 @@ Here instead:
   job does not exist; any other failure (controller unreachable, an SSH
   error, a timeout: batchspawner#315) is UNKNOWN, so a server is neither
   killed nor forgotten while the scheduler cannot answer
-  (:func:`failed_query_is_gone`).
+  (:func:`failed_query_is_gone`);
+* on a cluster with a shared status poller (``status_query: shared``, a
+  SLURM cluster the gateway submits to itself) the status comes from the
+  poller's one query for all the cluster's jobs (:mod:`hpcgw_status`), with
+  the same verdicts: listed (classified as batchspawner does), gone, or
+  unknown (kept). Every scheduler command is counted
+  (:data:`hpcgw_status.COUNTER`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import asyncio
 import re
 import shlex
 from typing import Any, Callable, ClassVar, Mapping, Optional
+
+import hpcgw_status
 
 # What each scheduler's status command says (on stderr, exit non-zero) about
 # a job it no longer knows. SGE's qstat -xml lists every job (no id), and
@@ -195,6 +203,8 @@ class GuardedBatchCommands:
 
     # Provided by the batchspawner class (traits) or the composed class.
     hpcgw_submit: str
+    hpcgw_cluster_name: str = ""  # the catalog's cluster name: its shared status poller, its counts
+    hpcgw_starting: bool = False
     exec_prefix: str
     batch_submit_cmd: str
     batch_query_cmd: str
@@ -215,6 +225,16 @@ class GuardedBatchCommands:
         values = dict(self.get_req_subvars(), **extra)
         return command_line(self.exec_prefix, template, values, self.hpcgw_submit == "ssh", type(self).render)
 
+    def _count(self, kind: str) -> None:
+        hpcgw_status.COUNTER.count(self.hpcgw_cluster_name, kind)
+
+    def _shared_poller(self) -> Optional[hpcgw_status.SharedStatusPoller]:
+        """The cluster's shared status poller; None: ask as the user (the
+        catalog allows shared only for SLURM clusters submitted to locally)."""
+        if self.job_scheduler != "slurm" or self.hpcgw_submit != "local":
+            return None
+        return hpcgw_status.poller_for(self.hpcgw_cluster_name)
+
     def parse_job_id(self, output: str) -> str:
         return parse_job_id(self.job_scheduler, output)
 
@@ -230,6 +250,7 @@ class GuardedBatchCommands:
         script = await self._get_batch_script(**variables)
         cmd = self._command(self.batch_submit_cmd)
         self.log.info("Submitting the batch job: %s", cmd)
+        self._count("submit")
         output = await self.run_command(cmd, input=script, env=self.get_env())
         try:
             self.job_id = self.parse_job_id(output)
@@ -246,7 +267,11 @@ class GuardedBatchCommands:
         if job_id is None:
             self.job_status = ""
             return states.NOTFOUND
+        poller = self._shared_poller()
+        if poller is not None:
+            return await self._shared_status(poller, job_id)
         cmd = self._command(self.batch_query_cmd, job_id=job_id)
+        self._count("status-user")
         try:
             self.job_status = await self.run_command(cmd)
         except RuntimeError as exc:  # the scheduler's stderr, as batchspawner keeps it
@@ -260,6 +285,22 @@ class GuardedBatchCommands:
             self.log.warning("Status of job %s unknown for now (kept): %s", job_id, exc)
             self.job_status = ""
             return states.UNKNOWN
+        return self._classified()
+
+    async def _shared_status(self, poller: hpcgw_status.SharedStatusPoller, job_id: str) -> Any:
+        """The job's verdict from the cluster's shared query (a cancel of the
+        caller propagates: the query itself goes on for the others)."""
+        answer = await poller.status(job_id, starting=bool(self.hpcgw_starting))
+        if answer.kind == hpcgw_status.UNKNOWN:
+            self.log.warning("Status of job %s unknown for now (kept): %s", job_id, answer.text)
+            self.job_status = ""
+            return self.job_states.UNKNOWN
+        self.job_status = answer.text  # "STATE HOST" as the per-user query prints it; "" when gone
+        return self._classified()
+
+    def _classified(self) -> Any:
+        """batchspawner's verdict on ``job_status`` (its state_* patterns)."""
+        states = self.job_states
         if self.state_isrunning():
             return states.RUNNING
         if self.state_ispending():
@@ -276,4 +317,5 @@ class GuardedBatchCommands:
             return
         cmd = self._command(self.batch_cancel_cmd, job_id=job_id)
         self.log.info("Cancelling job %s: %s", job_id, cmd)
+        self._count("cancel")
         await self.run_command(cmd)

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 SCHEDULERS = ("slurm", "torque", "pbs", "sge", "lsf", "condor")
 SUBMIT_MODES = ("local", "ssh")
+STATUS_QUERIES = ("shared", "user")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}\Z")
@@ -28,7 +29,7 @@ CUSTOM_KEY = "custom"
 FORM_KEYS = frozenset({"profile", "cluster", "queue", "account", *RESOURCES})
 FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
 CLUSTER_KEYS = frozenset({"name", "title", "scheduler", "submit", "login_host", "accounts", "queues",
-                          "script_lines", "notebook_prefix", "batch_script", "spawner"})
+                          "script_lines", "notebook_prefix", "batch_script", "spawner", "status_query"})
 QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
 PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
 
@@ -72,6 +73,7 @@ class Cluster:
     queues: tuple[Queue, ...]
     script_lines: tuple[str, ...]
     notebook_prefix: str
+    status_query: str = "user"
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:
@@ -165,6 +167,17 @@ def _queue(data: Any, path: str) -> Queue:
                  _lines(data.get("script_lines"), f"{path}.script_lines"))
 
 
+def default_status_query(scheduler: Any, submit: Any) -> str:
+    """shared for a SLURM cluster the gateway submits to itself, else user."""
+    return "shared" if scheduler == "slurm" and submit == "local" else "user"
+
+
+def status_query(data: Mapping[str, Any]) -> str:
+    """A cluster's status_query: as given, else its default (not validated here)."""
+    given = data.get("status_query")
+    return str(given) if given else default_status_query(data.get("scheduler"), data.get("submit", "local"))
+
+
 def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     _known_keys(data, CLUSTER_KEYS, path)
     name = _name(data.get("name"), f"{path}.name")
@@ -189,8 +202,14 @@ def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     prefix = str(data.get("notebook_prefix") or default_prefix)
     if not PATH_RE.match(prefix) or ".." in prefix:
         raise _config_error(f"{path}.notebook_prefix", f"must be an absolute path (got {prefix!r})")
+    query = data.get("status_query") or default_status_query(scheduler, submit)
+    if query not in STATUS_QUERIES:
+        raise _config_error(f"{path}.status_query", f"must be one of {', '.join(STATUS_QUERIES)} (got {query!r})")
+    if query == "shared" and (scheduler != "slurm" or submit != "local"):
+        raise _config_error(f"{path}.status_query", "shared needs scheduler: slurm and submit: local (the hub "
+                            "queries as itself, without sudo or ssh); use user")
     return Cluster(name, str(data.get("title") or name), scheduler, submit, login_host,
-                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix)
+                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix, query)
 
 
 class Catalog:
@@ -334,7 +353,8 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
 
     ``spawner`` is the cluster's entry of the rendered catalog (batch script,
     exec prefix). The child also gets the submit mode (``hpcgw_submit``), the
-    cluster's title for its messages (``hpcgw_cluster_title``) and empty
+    cluster's title for its messages (``hpcgw_cluster_title``), its name
+    (``hpcgw_cluster_name``: its shared status poller) and empty
     ``user_options``: wrapspawner links every trait the wrapper and the
     child share unless it is set here, and batchspawner 1.3.0 merges
     ``user_options`` into the batch script's variables, so the raw request
@@ -346,6 +366,7 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
     cluster = catalog.cluster(choice.cluster)
     config["hpcgw_submit"] = cluster.submit
     config["hpcgw_cluster_title"] = cluster.title
+    config["hpcgw_cluster_name"] = cluster.name
     config["user_options"] = {}
     return config
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "files"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "slurm_client" / "filter_plugins"))
 
-from hpcgw_profiles import Catalog, ConfigError  # noqa: E402
+from hpcgw_profiles import Catalog, ConfigError, status_query  # noqa: E402
 from slurm_time import slurm_time_seconds  # noqa: E402
 
 SCRIPT_FILES = {"condor": "condor.sub.j2"}
@@ -139,6 +139,12 @@ def spawn_profiles_limit_errors(clusters: list[dict[str, Any]], local: dict[str,
     return errors
 
 
+def spawn_profiles_shared_status(clusters: list[dict[str, Any]]) -> list[str]:
+    """Names of the clusters whose status the hub queries once for all
+    servers (status_query: shared, the default of local SLURM clusters)."""
+    return [str(c.get("name")) for c in clusters if status_query(c) == "shared"]
+
+
 class FilterModule:
     """spawn_profiles filters."""
 
@@ -146,4 +152,5 @@ class FilterModule:
         return {"spawn_profiles_errors": spawn_profiles_errors,
                 "spawn_profiles_script_paths": spawn_profiles_script_paths,
                 "spawn_profiles_catalog": spawn_profiles_catalog,
-                "spawn_profiles_limit_errors": spawn_profiles_limit_errors}
+                "spawn_profiles_limit_errors": spawn_profiles_limit_errors,
+                "spawn_profiles_shared_status": spawn_profiles_shared_status}

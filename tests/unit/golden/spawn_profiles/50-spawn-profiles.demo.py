@@ -29,6 +29,18 @@ c.JupyterHub.template_vars.update({
     "announcement_spawn": hpcgw_startup.end_notice_html,
 })
 
+# One scheduler status query per cluster per interval for all its servers
+# (status_query: shared): run as the hub account, without sudo; the
+# servers of the other clusters ask as their user. Commands issued, per
+# cluster and kind, are counted in the JSON file below (rewritten every 10 s).
+import hpcgw_status  # noqa: E402
+
+hpcgw_status.configure(
+    shared_clusters=["testcluster"],
+    squeue="/usr/bin/squeue",
+    counts_file="/var/lib/jupyterhub/hpcgw-scheduler-commands.json",
+)
+
 # The orphan reaper: cancels this gateway's jobs that no server owns. Its
 # role reads the users' servers and their state (the job ids), nothing else.
 c.JupyterHub.services.append({
