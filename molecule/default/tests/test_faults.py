@@ -330,7 +330,12 @@ def test_a_node_failure_ends_the_server_and_the_next_page_says_why(
         assert _orphans(gateway) == []
     finally:
         compute.check_output("systemctl start slurmd")
-        controller.check_output(f"scontrol update nodename={job_node} state=resume")
+        # slurmctld may already have returned the registered node to service
+        # (ReturnToService), which makes a resume "Invalid node state".
+        controller.run(f"scontrol update nodename={job_node} state=resume")
+        assert wait_until(lambda: controller.check_output(f"sinfo -h -n {job_node} -o %t").strip()
+                          in {"idle", "mix", "alloc"}, 90, interval=2), \
+            controller.check_output(f"sinfo -h -n {job_node} -o '%t %E'")
     # Back on its feet, the node kills what was left of the job: nothing of
     # alice keeps running there.
     assert wait_until(lambda: compute.run("pgrep -u alice").rc == 1, 90), \

@@ -85,7 +85,7 @@ def test_a_rerun_restarts_a_munged_older_than_its_key(node: Callable[[str], Host
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--tags", "munge",
+        ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--tags", "munge",
          "--limit", COMPUTE[1], str(scenario / "converge.yml")],
         capture_output=True, text=True, env=env, check=False, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

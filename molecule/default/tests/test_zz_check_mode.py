@@ -16,7 +16,7 @@ def test_check_mode_reports_no_changes() -> None:
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check", str(scenario / "converge.yml")],
+        ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--check", str(scenario / "converge.yml")],
         capture_output=True, text=True, env=env, check=False, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
