@@ -24,8 +24,8 @@ def test_slurm_conf_matches_golden(tmp_path: Path) -> None:
 def test_golden_has_one_line_per_node_and_partition() -> None:
     lines = GOLDEN.read_text().splitlines()
     assert [l for l in lines if l.startswith("NodeName=")] == [
-        "NodeName=hpcgw-c1 CPUs=2 RealMemory=1024 State=UNKNOWN",
-        "NodeName=hpcgw-c2 CPUs=2 RealMemory=1024 State=UNKNOWN",
+        "NodeName=hpcgw-c1 CPUs=16 RealMemory=16384 State=UNKNOWN",
+        "NodeName=hpcgw-c2 CPUs=16 RealMemory=16384 State=UNKNOWN",
     ]
     assert [l for l in lines if l.startswith("PartitionName=")] == [
         "PartitionName=debug Nodes=hpcgw-c1,hpcgw-c2 Default=YES MaxTime=00:30:00 DefaultTime=00:10:00 State=UP",
