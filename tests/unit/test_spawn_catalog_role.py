@@ -47,7 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (etc / "jupyterhub_config.d").mkdir(parents=True)
         hosts[host] = {**inventory, "jupyterhub_venv": str(venv), "jupyterhub_config_dir": str(etc),
                        "jupyterhub_group": "root", "spawn_profiles_gateway_tag": "hpcgw-gw",
-                       "jupyterhub_slurm_bin_dir": "/usr/bin", "jupyterhub_state_dir": "/var/lib/jupyterhub"}
+                       "jupyterhub_state_dir": "/var/lib/jupyterhub"}
         dirs[host] = etc
     result = run_inventory(PLAYBOOK, tmp, {"all": {"children": {"gateway": {"hosts": hosts}}}})
     assert result.returncode == 0, result.stdout + result.stderr
