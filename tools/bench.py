@@ -119,8 +119,9 @@ def bench_floor_sbatch(runner: Runner, rounds: int) -> dict[str, Any]:
     """Seconds from `sbatch` (as alice, on the gateway) until the job's script runs."""
     script = (
         "t0=$(date +%s.%N); out=$HOME/.hpcgw-bench-start; rm -f $out; "
-        "sbatch -Q -p debug -t 2 --wrap \"date +%s.%N > $out\" >/dev/null; "
+        "sbatch -Q -p debug -t 2 --chdir=$HOME -o /dev/null --wrap \"date +%s.%N > $out\" >/dev/null; "
         "for i in $(seq 600); do [ -s $out ] && break; sleep 0.05; done; "
+        "[ -s $out ] || { echo 'the job never ran' >&2; exit 1; }; "
         "python3 -c \"import sys; print(float(open(sys.argv[1]).read()) - float(sys.argv[2]))\" $out $t0; rm -f $out")
     return summary([float(runner(docker_exec(GATEWAY, script, user="alice")).strip()) for _ in range(rounds)])
 
@@ -171,11 +172,36 @@ def bench_memory(runner: Runner) -> dict[str, Any]:
     return out
 
 
+COUNTS_FILE = "/var/lib/jupyterhub/hpcgw-scheduler-commands.json"
+
+
+def scheduler_counts(runner: Runner) -> dict[str, int]:
+    """The hub's own count of the scheduler commands it ran, per kind, all
+    clusters together (written every 10 s while it changes)."""
+    text = runner(docker_exec(GATEWAY, f"cat {COUNTS_FILE} 2>/dev/null || echo '{{}}'"))
+    totals: dict[str, int] = {}
+    for kinds in (json.loads(text).get("counts") or {}).values():
+        for kind, count in kinds.items():
+            totals[kind] = totals.get(kind, 0) + int(count)
+    return totals
+
+
+def count_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(before) | set(after))
+            if after.get(k, 0) - before.get(k, 0)}
+
+
 def scheduler_calls_per_minute(runner: Runner, seconds: int) -> dict[str, int]:
-    since = runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
+    """Scheduler commands per minute over `seconds`: the hub's counts (the
+    shared status query runs no sudo) plus sudo's log of per-user calls."""
+    time.sleep(11)  # the counts file is rewritten every 10 s
+    before, since = scheduler_counts(runner), runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
     time.sleep(seconds)
+    time.sleep(11)
+    delta = count_delta(before, scheduler_counts(runner))
     journal = runner(docker_exec(GATEWAY, f"journalctl -t sudo --no-pager -o cat --since {shlex.quote(since)}"))
-    return {k: round(v * 60 / seconds) for k, v in count_scheduler_calls(journal).items()}
+    delta.update({f"sudo {k}": v for k, v in count_scheduler_calls(journal).items()})
+    return {k: round(v * 60 / (seconds + 11)) for k, v in delta.items()}
 
 
 def bench_scheduler(runner: Runner, window: int, users: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -208,7 +234,7 @@ def in_parallel(runner: Runner, command: str, users: Sequence[tuple[str, str]], 
     lines = [" ".join(shlex.quote(a) for a in ("python3", "/usr/local/bin/spawnclient.py", command, BASE, user,
                                                password, *args)) + f" > /tmp/hpcgw-bench/{user}.json &"
              for user, password in users]
-    script = "rm -rf /tmp/hpcgw-bench && mkdir /tmp/hpcgw-bench && " + " ".join(lines) + \
+    script = "rm -rf /tmp/hpcgw-bench; mkdir /tmp/hpcgw-bench; " + " ".join(lines) + \
         " wait; for f in /tmp/hpcgw-bench/*.json; do tail -n 1 $f; done"
     return [json.loads(line) for line in runner(docker_exec(CONTROLLER, script)).splitlines() if line.strip()]
 
@@ -217,6 +243,7 @@ def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
     """`count` users press Start at the same moment (the demo's burst accounts)."""
     users = [(f"burst{i:02d}", "burst-test-pw") for i in range(1, count + 1)]
     since = runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
+    counts = scheduler_counts(runner)
     cpu = hub_cpu_seconds(runner)
     began = time.monotonic()
     try:
@@ -224,6 +251,8 @@ def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
         wall = time.monotonic() - began
         cpu = hub_cpu_seconds(runner) - cpu
         journal = runner(docker_exec(GATEWAY, f"journalctl -t sudo --no-pager -o cat --since {shlex.quote(since)}"))
+        time.sleep(11)  # the hub rewrites its counts file every 10 s
+        counted = count_delta(counts, scheduler_counts(runner))
     finally:
         stopped = in_parallel(runner, "stop", users)
     ready = [r["seconds"] for r in started if r.get("ready")]
@@ -231,7 +260,8 @@ def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
     out: dict[str, Any] = {"users": count, "ready": len(ready), "failed": count - len(ready),
                            "stopped": sum(1 for r in stopped if r.get("stopped")), "jobs_left": int(left or 0),
                            "wall_s": round(wall, 1), "hub_cpu_s": round(cpu, 1),
-                           "scheduler_calls": count_scheduler_calls(journal)}
+                           "scheduler_calls": {**counted,
+                                               **{f"sudo {k}": v for k, v in count_scheduler_calls(journal).items()}}}
     if ready:
         out["click_to_ready"] = summary(ready)
     return out

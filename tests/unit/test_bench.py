@@ -79,14 +79,18 @@ def test_the_report_names_floors_overhead_and_ratios() -> None:
     assert "scheduler calls/min, servers 5" in report
 
 
-def test_main_writes_every_part_and_the_report(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_main_writes_every_part_and_the_report(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls: list[str] = []
+    counts = iter(range(0, 1000, 3))
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: None)
 
     def runner(argv: Sequence[str]) -> str:
         command = argv[-1]
         calls.append(command)
         if command.startswith("ab "):
             return AB
+        if bench.COUNTS_FILE in command:
+            return json.dumps({"counts": {"c": {"status-shared": next(counts), "submit": 1}}})
         if "spawnclient.py bench" in command:
             return '{"seconds": [3.0]}'
         if "spawnclient.py" in command:
@@ -111,3 +115,7 @@ def test_main_writes_every_part_and_the_report(tmp_path, capsys) -> None:  # typ
     assert any(c.startswith("ab -q -k -c 10 -n 200 ") for c in calls)
     burst = json.loads((tmp_path / "burst.json").read_text())
     assert (burst["users"], burst["ready"], burst["failed"], burst["jobs_left"]) == (2, 1, 1, 0)
+
+
+def test_count_delta_keeps_what_changed() -> None:
+    assert bench.count_delta({"a": 1, "b": 2}, {"a": 4, "b": 2, "c": 1}) == {"a": 3, "c": 1}
