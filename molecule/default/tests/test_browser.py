@@ -86,6 +86,7 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     shots = _copy_screenshots()
     print(json.dumps(result, sort_keys=True), f"test {time.monotonic() - started:.1f}s", sep="\n")
     # Kept for the report (submit -> JupyterLab usable, stop time): artifacts/browser/result.json.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "result.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     assert cmd.rc == 0 and result.get("ok") is True, f"browser check failed: {cmd.stderr.strip()} {result}"
