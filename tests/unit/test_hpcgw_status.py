@@ -35,6 +35,23 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+async def cancel_one_of_two(gate: FakeSqueue, stopped_call: Any, other_call: Any) -> tuple[bool, Any]:
+    """Start two callers of one gated query, cancel the first while the query
+    runs, then let it finish: (was the first cancelled, the second's answer)."""
+    gate.gate = asyncio.Event()
+    stopped = asyncio.ensure_future(stopped_call)
+    other = asyncio.ensure_future(other_call)
+    await asyncio.sleep(0.01)
+    stopped.cancel()
+    gate.gate.set()
+    try:
+        await stopped
+        was_cancelled = False
+    except asyncio.CancelledError:
+        was_cancelled = True
+    return was_cancelled, await other
+
+
 def test_concurrent_queries_share_one_call() -> None:
     """The hub's first poll of every server (at its start) asks all at once."""
     jobs = {str(100 + i): "RUNNING n1" for i in range(50)}
@@ -272,18 +289,7 @@ def test_a_cancelled_caller_leaves_the_query_to_the_others() -> None:
     async def main() -> tuple[bool, status.Answer]:
         await asyncio.gather(poller.status("1"), poller.status("2"))
         poller._taken_at = None  # stale
-        fake.gate = asyncio.Event()
-        stopped = asyncio.ensure_future(poller.status("2"))
-        other = asyncio.ensure_future(poller.status("1"))
-        await asyncio.sleep(0.01)
-        stopped.cancel()
-        fake.gate.set()
-        try:
-            await stopped
-            was_cancelled = False
-        except asyncio.CancelledError:
-            was_cancelled = True
-        return was_cancelled, await other
+        return await cancel_one_of_two(fake, poller.status("2"), poller.status("1"))
 
     was_cancelled, answer = run(main())
     assert was_cancelled and answer.kind == "listed"
@@ -471,18 +477,7 @@ def test_a_running_servers_end_is_told_from_the_shared_answer(shared: FakeSqueue
 
 def test_a_stop_during_a_shared_query_cancels_the_caller_only(shared: FakeSqueue) -> None:
     async def main() -> tuple[bool, Status]:
-        shared.gate = asyncio.Event()
-        stopped = asyncio.ensure_future(Spawner("c1").query_job_status())
-        other = asyncio.ensure_future(Spawner("c1").query_job_status())
-        await asyncio.sleep(0.01)
-        stopped.cancel()
-        shared.gate.set()
-        try:
-            await stopped
-            was_cancelled = False
-        except asyncio.CancelledError:
-            was_cancelled = True
-        return was_cancelled, await other
+        return await cancel_one_of_two(shared, Spawner("c1").query_job_status(), Spawner("c1").query_job_status())
 
     was_cancelled, verdict = run(main())
     assert was_cancelled and verdict is Status.RUNNING and len(shared.calls) == 1

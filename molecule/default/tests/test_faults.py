@@ -91,6 +91,27 @@ def _wait_gone(gateway: Host, job_id: str, seconds: int) -> float:
         job[0] for user in ("alice", "bob") for job in user_jobs(gateway, user)}, seconds)[0]
 
 
+def _lose_hub(gateway: Host, how: str) -> float:
+    """Restart or kill -9 the hub; returns the moment of the fault."""
+    gateway.check_output("systemctl restart jupyterhub" if how == "restart" else "systemctl kill -s KILL jupyterhub")
+    return time.monotonic()
+
+
+def _lose_hub_and_expect_the_job_cancelled(client: Callable[..., dict[str, Any]], gateway: Host, job_id: str,
+                                           how: str, fault: str) -> None:
+    """The hub is lost while job `job_id` still starts: the new hub cancels it,
+    keeps no server for it, says so in its log, and no orphan is left."""
+    began = _lose_hub(gateway, how)
+    assert _wait_hub(gateway, 90) < 90
+    gone = _wait_gone(gateway, job_id, 60)
+    record_recovery(fault, time.monotonic() - began)
+    assert gone < 60
+    assert client("status", "alice").get("server") == {}, "the hub kept a server for a cancelled job"
+    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
+    assert f"Job {job_id} was still starting when the hub restarted: cancelling it" in log
+    assert _orphans(gateway) == []
+
+
 @pytest.fixture()
 def drained(controller: Host) -> Iterator[None]:
     """Both compute nodes drained: spawns stay PENDING until the test resumes them."""
@@ -188,19 +209,8 @@ def test_a_hub_lost_during_a_pending_spawn_leaves_no_orphan(
     client: Callable[..., dict[str, Any]], gateway: Host, quiet: None, drained: None, how: str
 ) -> None:
     job_id = _pending_spawn(client, gateway)
-    if how == "restart":
-        gateway.check_output("systemctl restart jupyterhub")
-    else:
-        gateway.check_output("systemctl kill -s KILL jupyterhub")
-    began = time.monotonic()
-    assert _wait_hub(gateway, 90) < 90
-    gone = _wait_gone(gateway, job_id, 60)
-    record_recovery(f"hub {how} while the spawn is pending: job cancelled", time.monotonic() - began)
-    assert gone < 60
-    assert client("status", "alice").get("server") == {}, "the hub kept a server for a cancelled job"
-    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
-    assert f"Job {job_id} was still starting when the hub restarted: cancelling it" in log
-    assert _orphans(gateway) == []
+    _lose_hub_and_expect_the_job_cancelled(client, gateway, job_id, how,
+                                           f"hub {how} while the spawn is pending: job cancelled")
 
 
 @pytest.fixture()
@@ -241,16 +251,8 @@ def test_a_hub_lost_while_the_job_starts_leaves_no_orphan(
     (job_id, state, _, _), = user_jobs(gateway, "alice")
     assert state == "RUNNING", state
     assert client("status", "alice")["server"].get("ready") is not True
-    gateway.check_output("systemctl restart jupyterhub" if how == "restart" else "systemctl kill -s KILL jupyterhub")
-    began = time.monotonic()
-    assert _wait_hub(gateway, 90) < 90
-    gone = _wait_gone(gateway, job_id, 60)
-    record_recovery(f"hub {how} while the job runs, {stage}: job cancelled", time.monotonic() - began)
-    assert gone < 60
-    assert client("status", "alice").get("server") == {}, "the hub kept a server for a cancelled job"
-    log = gateway.check_output("journalctl -u jupyterhub --no-pager -o cat --since '-3min'")
-    assert f"Job {job_id} was still starting when the hub restarted: cancelling it" in log
-    assert _orphans(gateway) == []
+    _lose_hub_and_expect_the_job_cancelled(client, gateway, job_id, how,
+                                           f"hub {how} while the job runs, {stage}: job cancelled")
 
 
 @pytest.mark.parametrize("how", ["restart", "kill -9"])
@@ -261,9 +263,7 @@ def test_a_hub_lost_under_a_ready_server_keeps_it(
     assert started.get("ready") is True, started
     (job_id, _, job_node, _), = user_jobs(gateway, "alice")
     try:
-        gateway.check_output("systemctl restart jupyterhub" if how == "restart"
-                             else "systemctl kill -s KILL jupyterhub")
-        began = time.monotonic()
+        began = _lose_hub(gateway, how)
         assert _wait_hub(gateway, 90) < 90
         ran: dict[str, Any] = {}
 
