@@ -115,6 +115,11 @@ def bench_spawn(runner: Runner, rounds: int) -> dict[str, Any]:
     return summary(result["seconds"])
 
 
+def sampled(runner: Runner, container: str, command: str, rounds: int) -> dict[str, Any]:
+    """Summary of `rounds` runs of a command (as alice) that prints one number of seconds."""
+    return summary([float(runner(docker_exec(container, command, user="alice")).strip()) for _ in range(rounds)])
+
+
 def bench_floor_sbatch(runner: Runner, rounds: int) -> dict[str, Any]:
     """Seconds from `sbatch` (as alice, on the gateway) until the job's script runs."""
     script = (
@@ -123,7 +128,7 @@ def bench_floor_sbatch(runner: Runner, rounds: int) -> dict[str, Any]:
         "for i in $(seq 600); do [ -s $out ] && break; sleep 0.05; done; "
         "[ -s $out ] || { echo 'the job never ran' >&2; exit 1; }; "
         "python3 -c \"import sys; print(float(open(sys.argv[1]).read()) - float(sys.argv[2]))\" $out $t0; rm -f $out")
-    return summary([float(runner(docker_exec(GATEWAY, script, user="alice")).strip()) for _ in range(rounds)])
+    return sampled(runner, GATEWAY, script, rounds)
 
 
 def bench_floor_imports(runner: Runner, rounds: int) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def bench_floor_imports(runner: Runner, rounds: int) -> dict[str, Any]:
     code = ("import time; t = time.perf_counter(); import jupyterhub.singleuser, jupyterlab, jupyter_server.serverapp; "
             "print(time.perf_counter() - t)")
     command = f"{NOTEBOOK_PYTHON} -c {shlex.quote(code)}"
-    return summary([float(runner(docker_exec(COMPUTE, command, user="alice")).strip()) for _ in range(rounds)])
+    return sampled(runner, COMPUTE, command, rounds)
 
 
 def bench_hops(runner: Runner, requests: int, concurrency: int) -> dict[str, Any]:
