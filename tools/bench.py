@@ -139,15 +139,28 @@ def bench_floor_imports(runner: Runner, rounds: int) -> dict[str, Any]:
     return sampled(runner, COMPUTE, command, rounds)
 
 
+# The demo's login as a browser does it once: the session cookie's value.
+SESSION_LOGIN = ("curl -sk -o /dev/null -c - --data-urlencode httpd_username=alice "
+                 "--data-urlencode httpd_password=alice-test-pw https://hpcgw-gw/hpcgw-login/submit"
+                 " | awk '$6 == \"hpcgw_demo_session\" {print $7}'")
+
+
 def bench_hops(runner: Runner, requests: int, concurrency: int) -> dict[str, Any]:
     ab = f"ab -q -k -c {concurrency} -n {requests}"
     login = "-A alice:alice-test-pw"
+    session = runner(docker_exec(GATEWAY, SESSION_LOGIN)).strip()
+    if not session:
+        raise SystemExit("bench: the demo's login page gave no session cookie")
     out = {
         "hub": parse_ab(runner(docker_exec(GATEWAY, f"{ab} {HUB_HEALTH}"))),
         "proxy_hub": parse_ab(runner(docker_exec(GATEWAY, f"{ab} {PROXY_HEALTH}"))),
         "apache_proxy_hub": parse_ab(runner(docker_exec(GATEWAY, f"{ab} {login} {APACHE_HEALTH}"))),
+        "apache_session_proxy_hub": parse_ab(runner(docker_exec(
+            GATEWAY, f"{ab} -C hpcgw_demo_session={shlex.quote(session)} {APACHE_HEALTH}"))),
     }
     out["ratio_apache_to_proxy"] = round(out["apache_proxy_hub"]["rps"] / out["proxy_hub"]["rps"], 2)
+    out["ratio_session_to_proxy"] = round(out["apache_session_proxy_hub"]["rps"] / out["proxy_hub"]["rps"], 2)
+    out["session_added_p50_ms"] = out["apache_session_proxy_hub"]["p50_ms"] - out["proxy_hub"]["p50_ms"]
     out["ratio_proxy_to_hub"] = round(out["proxy_hub"]["rps"] / out["hub"]["rps"], 2)
     out["apache_added_p50_ms"] = out["apache_proxy_hub"]["p50_ms"] - out["proxy_hub"]["p50_ms"]
     out["requests"], out["concurrency"] = requests, concurrency
@@ -288,7 +301,11 @@ def table(results: dict[str, Any]) -> str:
                  ("/hub/health: proxy -> hub", f"{h['proxy_hub']['rps']:.0f} req/s, p50 {h['proxy_hub']['p50_ms']:.0f} ms"),
                  ("/hub/health: Apache (TLS, login) -> proxy -> hub",
                   f"{h['apache_proxy_hub']['rps']:.0f} req/s, p50 {h['apache_proxy_hub']['p50_ms']:.0f} ms"),
+                 ("/hub/health: Apache (TLS, session cookie) -> proxy -> hub",
+                  f"{h['apache_session_proxy_hub']['rps']:.0f} req/s, p50 {h['apache_session_proxy_hub']['p50_ms']:.0f} ms"),
                  ("ratio Apache+proxy : proxy alone", f"{h['ratio_apache_to_proxy']:.2f}x (added p50 {h['apache_added_p50_ms']:.0f} ms)"),
+                 ("ratio Apache (session)+proxy : proxy alone",
+                  f"{h['ratio_session_to_proxy']:.2f}x (added p50 {h['session_added_p50_ms']:.0f} ms)"),
                  ("ratio proxy : hub alone", f"{h['ratio_proxy_to_hub']:.2f}x")]
     if "burst" in results:
         b = results["burst"]

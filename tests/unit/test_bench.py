@@ -67,7 +67,9 @@ def test_the_report_names_floors_overhead_and_ratios() -> None:
         "floor_imports": bench.summary([1.5]),
         "hops": {"hub": {"rps": 4000.0, "p50_ms": 2.0}, "proxy_hub": {"rps": 3600.0, "p50_ms": 2.0},
                  "apache_proxy_hub": {"rps": 3000.0, "p50_ms": 3.0}, "ratio_apache_to_proxy": 0.83,
-                 "ratio_proxy_to_hub": 0.9, "apache_added_p50_ms": 1.0},
+                 "ratio_proxy_to_hub": 0.9, "apache_added_p50_ms": 1.0,
+                 "apache_session_proxy_hub": {"rps": 2900.0, "p50_ms": 3.0}, "ratio_session_to_proxy": 0.81,
+                 "session_added_p50_ms": 1.0},
         "login": {"check_ms": 0.31}, "memory": {"hub": 150.0, "proxy": 60.0, "apache": 30.0, "total": 240.0},
         "scheduler": {"servers_1": {"squeue": 2}, "servers_5": {"squeue": 2}},
     }
@@ -75,6 +77,7 @@ def test_the_report_names_floors_overhead_and_ratios() -> None:
     lines = dict(line.split("  ", 1) for line in report.splitlines())
     assert lines["gateway overhead (spawn - floors) p50"].strip() == "1.50 s"
     assert "0.83x (added p50 1 ms)" in report
+    assert lines["ratio Apache (session)+proxy : proxy alone"].strip() == "0.81x (added p50 1 ms)"
     assert "150.0 + 60.0 + 30.0 = 240.0 MB" in report
     assert "scheduler calls/min, servers 5" in report
 
@@ -113,6 +116,7 @@ def test_main_writes_every_part_and_the_report(tmp_path, capsys, monkeypatch) ->
                      "spawn.json", "scheduler.json", "burst.json", "report.txt"}
     assert "spawn click-to-ready p50 / p95" in capsys.readouterr().out
     assert any(c.startswith("ab -q -k -c 10 -n 200 ") for c in calls)
+    assert any(c.startswith("ab -q -k -c 10 -n 200 -C hpcgw_demo_session=") for c in calls)
     burst = json.loads((tmp_path / "burst.json").read_text())
     assert (burst["users"], burst["ready"], burst["failed"], burst["jobs_left"]) == (2, 1, 1, 0)
 

@@ -66,6 +66,7 @@ VHOST_VARS = {
     "gateway_apache_server_name": "gw.example.org",
     "gateway_apache_server_aliases": ["gateway.example.org"],
     "__gateway_apache_secret": fixture_secret(),
+    "__gateway_apache_session_key": fixture_secret(),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from jhub_remote_user_authenticator.remote_user_auth import RemoteUserAuthenticator
 from jupyterhub.handlers import BaseHandler
+from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Int, Set, Unicode
 
@@ -28,6 +29,19 @@ class GatewayLoginHandler(BaseHandler):  # type: ignore[misc]
         if user is None:
             raise web.HTTPError(403, "Login refused")
         self.redirect(self.get_next_url(user))
+
+
+class GatewayLogoutHandler(LogoutHandler):  # type: ignore[misc]
+    """/hub/logout: the hub's cookies are cleared (upstream), then the browser
+    goes to the SSO module's logout (logout_redirect_url), which ends the SSO
+    session; without it the next page would log the user straight back in."""
+
+    async def render_logout_page(self) -> None:
+        target = self.authenticator.logout_redirect_url
+        if target:
+            self.redirect(target, permanent=False)
+        else:
+            await super().render_logout_page()
 
 
 class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[misc]
@@ -45,6 +59,9 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
     min_uid = Int(1000, config=True, help="Refuse local accounts below this uid.")
     allowed_groups = Set(Unicode(), config=True, help="Groups (from the groups header) allowed in.")
     admin_groups = Set(Unicode(), config=True, help="Groups (from the groups header) made admin.")
+    logout_redirect_url = Unicode("", config=True,
+                                  help="Where /hub/logout sends the browser once the hub's cookies are cleared: "
+                                       "the SSO module's logout. Empty: the hub's own logout page.")
 
     def _policy(self) -> HeaderPolicy:
         secret = ""
@@ -65,7 +82,7 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
         )
 
     def get_handlers(self, app: Any) -> list[tuple[str, type]]:
-        return [(r"/login", GatewayLoginHandler)]
+        return [(r"/login", GatewayLoginHandler), (r"/logout", GatewayLogoutHandler)]
 
     async def authenticate(self, handler: Any, data: Any = None) -> Optional[dict[str, Any]]:
         headers = handler.request.headers

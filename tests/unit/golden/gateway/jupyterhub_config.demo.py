@@ -45,6 +45,8 @@ c.GatewayRemoteUserAuthenticator.lowercase = True
 c.GatewayRemoteUserAuthenticator.min_uid = 1000
 c.GatewayRemoteUserAuthenticator.allowed_groups = set(["hpc-users"])
 c.GatewayRemoteUserAuthenticator.admin_groups = set(["gw-admins"])
+# /hub/logout ends the SSO session too (its module's logout URL).
+c.GatewayRemoteUserAuthenticator.logout_redirect_url = "/hpcgw-logout"
 c.Authenticator.username_pattern = "^[a-z_][a-z0-9_.-]{0,31}\\Z"
 c.Authenticator.allow_all = False
 # Explicit: JupyterHub defaults it to True whenever allowed_users is set,

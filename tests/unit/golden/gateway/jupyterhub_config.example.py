@@ -45,6 +45,8 @@ c.GatewayRemoteUserAuthenticator.lowercase = True
 c.GatewayRemoteUserAuthenticator.min_uid = 1000
 c.GatewayRemoteUserAuthenticator.allowed_groups = set(["hpc-users"])
 c.GatewayRemoteUserAuthenticator.admin_groups = set(["hpc-staff"])
+# /hub/logout ends the SSO session too (its module's logout URL).
+c.GatewayRemoteUserAuthenticator.logout_redirect_url = "/Shibboleth.sso/Logout?return=https%3A%2F%2Fjupyter.example.edu%2Fhub%2F"
 c.Authenticator.username_pattern = "^[a-z_][a-z0-9_.-]{0,31}\\Z"
 c.Authenticator.allow_all = False
 # Explicit: JupyterHub defaults it to True whenever allowed_users is set,
