@@ -63,6 +63,7 @@ class GatewayMetrics:
     """The gateway's collectors on one registry (the default one in the hub)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
         self.spawns = Counter(
             "hpcgw_spawns", "Spawns of the gateway's spawner by cluster, queue and outcome "
             "(started, ready, failed, cancelled).", ["cluster", "queue", "outcome"], registry=registry)
