@@ -217,6 +217,9 @@ def test_a_source_outside_the_allowed_networks_is_refused_by_apache(gateway: Hos
     body, _, code = out.rpartition("\n")
     assert code == "403", out[-300:]
     assert "read:metrics" not in body and "jupyterhub_" not in body, body[:300]  # Apache's 403, not the hub's
+    # The same origin reaches the gateway's vhost (not the catch-all's 403): another path asks for the login.
+    other = gateway.check_output(f"curl -sk --max-time 30 -o /dev/null -w '%{{http_code}}' https://localhost{PREFIX}/hub/home")
+    assert other == "401", other
 
 
 @pytest.fixture
