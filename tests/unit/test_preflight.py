@@ -252,6 +252,35 @@ def test_stripped_realms_with_allowed_realms_pass(tmp_path: Path, good: dict[str
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"gateway_apache_metrics_allowed_networks": ["prometheus.example.org"]},
+         'gateway_apache_metrics_allowed_networks: each entry is an IP address or network for Apache\'s Require ip'),
+        ({"gateway_apache_metrics_allowed_networks": ["10.0.0.0/8 all"]}, 'got ["10.0.0.0/8 all"]'),
+        ({"jupyterhub_metrics_service_name": "Metrics Reader"}, "jupyterhub_metrics_service_name must be a lowercase name"),
+        ({"jupyterhub_metrics_token_file": "/etc/jupyterhub/secrets/gateway_secret"},
+         "not another secret's file (got '/etc/jupyterhub/secrets/gateway_secret')"),
+        ({"jupyterhub_metrics_token_file": "metrics_token"}, "jupyterhub_metrics_token_file an absolute path"),
+    ],
+)
+def test_wrong_metrics_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                              expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_metrics_networks_of_every_form_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(gateway_apache_metrics_allowed_networks=[
+        "10.1.2.3", "10.1.2.0/24", "10.1.0.0/255.255.0.0", "2001:db8::/32", "172.16"])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- one owner per fact (issue 14): a setting moved to its owner is named ---
 
 @pytest.mark.parametrize(

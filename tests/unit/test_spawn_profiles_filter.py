@@ -9,7 +9,7 @@ import pytest
 
 from hpcgw_profiles import Catalog
 from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
-                            spawn_profiles_script_paths, spawn_profiles_shared_status)
+                            spawn_profiles_metric_queues, spawn_profiles_script_paths, spawn_profiles_shared_status)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -108,3 +108,9 @@ def test_shared_status_names_the_local_slurm_clusters_not_opted_out() -> None:
                 {"name": "e", "scheduler": "slurm", "status_query": "shared"}]
     assert spawn_profiles_shared_status(clusters) == ["a", "e"]
     assert spawn_profiles_shared_status([]) == []
+
+
+def test_metric_queues_are_every_cluster_queue_pair_sorted() -> None:
+    clusters = [*CLUSTERS, {"name": "c", "queues": [{"name": "long"}, {"name": "debug"}]}]
+    assert spawn_profiles_metric_queues(clusters) == [["a", "q"], ["b", "q"], ["c", "debug"], ["c", "long"]]
+    assert spawn_profiles_metric_queues([], True) == [["local", "local"]]

@@ -11,6 +11,8 @@ Talks only to the gateway container named on the command line. Commands:
   page BASE USER PASSWORD PATH [HEADER=VALUE ...]
       log in, then GET PATH (under the base path, e.g. /hub/admin) and
       print its status and final URL
+  token BASE USER PASSWORD
+      log in, then ask the hub for a new API token of the user (15 min)
   tls HOST VERSION            (VERSION: 1.0, 1.1, 1.2, 1.3)
       try a TLS handshake with exactly that protocol version
 
@@ -318,6 +320,16 @@ def page(browser: Browser, path: str) -> dict[str, Any]:
     return out
 
 
+def new_token(browser: Browser) -> dict[str, Any]:
+    """A new API token of the logged-in user (the user's own scopes), as the hub's token page makes it."""
+    out = login(browser)
+    pre = prefix_of(browser.base)
+    status, body = browser.api("POST", f"{pre}/hub/api/users/{out.get('name')}/tokens",
+                               {"note": "hpc-gateway test", "expires_in": 900}, xsrf_path=f"{pre}/hub")
+    out.update(token_status=status, token=body.get("token", "") if isinstance(body, dict) else "")
+    return out
+
+
 def tls(host: str, version: str) -> dict[str, Any]:
     versions = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -365,6 +377,8 @@ def main(argv: list[str]) -> int:
             result = page(browser, argv[5])
         elif command == "e2e":
             result = e2e(browser)
+        elif command == "token":
+            result = new_token(browser)
         else:
             raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

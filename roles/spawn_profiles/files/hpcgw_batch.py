@@ -25,6 +25,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any, Bool, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
+from hpcgw_metrics import METRICS
 from hpcgw_startup import WatchedStart, failure_html
 
 
@@ -88,6 +89,9 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
 
     def hpcgw_where(self) -> str:
         return self.hpcgw_cluster_title
+
+    def hpcgw_job_pending(self, pending: bool) -> None:
+        METRICS.job_pending(self.hpcgw_cluster_name, self.job_id, pending)
 
     async def hpcgw_server_answers(self) -> bool:
         """Does the server answer HTTP (any status) where it said it listens?"""

@@ -30,7 +30,8 @@ Here instead:
   poller's one query for all the cluster's jobs (:mod:`hpcgw_status`), with
   the same verdicts: listed (classified as batchspawner does), gone, or
   unknown (kept). Every scheduler command is counted
-  (:data:`hpcgw_status.COUNTER`).
+  (:data:`hpcgw_status.COUNTER`) and timed (:func:`hpcgw_status.observe`:
+  its duration, and whether it failed without a verdict).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 import hpcgw_status
@@ -228,6 +230,9 @@ class GuardedBatchCommands:
     def _count(self, kind: str) -> None:
         hpcgw_status.COUNTER.count(self.hpcgw_cluster_name, kind)
 
+    def _observe(self, kind: str, began: float, ok: bool) -> None:
+        hpcgw_status.observe(self.hpcgw_cluster_name, kind, time.monotonic() - began, ok)
+
     def _shared_poller(self) -> Optional[hpcgw_status.SharedStatusPoller]:
         """The cluster's shared status poller; None: ask as the user (the
         catalog allows shared only for SLURM clusters submitted to locally)."""
@@ -251,13 +256,20 @@ class GuardedBatchCommands:
         cmd = self._command(self.batch_submit_cmd)
         self.log.info("Submitting the batch job: %s", cmd)
         self._count("submit")
-        output = await self.run_command(cmd, input=script, env=self.get_env())
+        began = time.monotonic()
+        try:
+            output = await self.run_command(cmd, input=script, env=self.get_env())
+        except Exception:
+            self._observe("submit", began, False)
+            raise
         try:
             self.job_id = self.parse_job_id(output)
         except JobIdError as exc:
+            self._observe("submit", began, False)
             self.job_id = ""
             self.log.error("Job submission refused: %s", exc)
             raise RuntimeError(str(exc)) from None
+        self._observe("submit", began, True)
         self.log.info("Job %s submitted", self.job_id)
         return self.job_id
 
@@ -272,6 +284,7 @@ class GuardedBatchCommands:
             return await self._shared_status(poller, job_id)
         cmd = self._command(self.batch_query_cmd, job_id=job_id)
         self._count("status-user")
+        began = time.monotonic()
         try:
             self.job_status = await self.run_command(cmd)
         except RuntimeError as exc:  # the scheduler's stderr, as batchspawner keeps it
@@ -279,12 +292,15 @@ class GuardedBatchCommands:
                 raise asyncio.CancelledError() from exc
             self.job_status = str(exc.args[0]) if exc.args else ""
             if not failed_query_is_gone(self.job_scheduler, self.job_status):
+                self._observe("status-user", began, False)
                 self.log.warning("Status of job %s unknown for now (kept): %s", job_id, self.job_status.strip()[:200])
                 return states.UNKNOWN
         except Exception as exc:  # noqa: BLE001  (no answer is no verdict: keep the server)
+            self._observe("status-user", began, False)
             self.log.warning("Status of job %s unknown for now (kept): %s", job_id, exc)
             self.job_status = ""
             return states.UNKNOWN
+        self._observe("status-user", began, True)
         return self._classified()
 
     async def _shared_status(self, poller: hpcgw_status.SharedStatusPoller, job_id: str) -> Any:
@@ -318,4 +334,10 @@ class GuardedBatchCommands:
         cmd = self._command(self.batch_cancel_cmd, job_id=job_id)
         self.log.info("Cancelling job %s: %s", job_id, cmd)
         self._count("cancel")
-        await self.run_command(cmd)
+        began = time.monotonic()
+        try:
+            await self.run_command(cmd)
+        except Exception:
+            self._observe("cancel", began, False)
+            raise
+        self._observe("cancel", began, True)

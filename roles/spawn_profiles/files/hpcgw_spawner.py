@@ -22,6 +22,7 @@ The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,14 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 from hpcgw_form import form_html
+from hpcgw_metrics import LOCAL, METRICS
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
+
+
+async def _awaited(started: Any) -> Any:
+    """A child's start result, awaited when it is awaitable (sudospawner's is a coroutine)."""
+    return (await started) if inspect.isawaitable(started) else started
+
 
 SCHEDULER_CLASSES = {
     "slurm": "hpcgw_batch.GatewaySlurmSpawner",
@@ -57,6 +65,7 @@ class GatewaySpawner(ProfilesSpawner):
                           help="This gateway's mark on its batch jobs (comment hpcgw:<tag>), read by the reaper.")
     hpcgw_cluster = Unicode("")
     hpcgw_scheduler = Unicode("")
+    hpcgw_queue = Unicode("", help="The started choice's queue (metrics labels).")
 
     _catalog: Catalog | None = None
     _raw: dict[str, Any] | None = None
@@ -96,6 +105,7 @@ class GatewaySpawner(ProfilesSpawner):
             self.child_profile = "local"
             self.hpcgw_cluster = ""
             self.hpcgw_scheduler = "local"
+            self.hpcgw_queue = LOCAL
             self.child_class = import_item(self.local_class)
             self.child_config = dict(self.local_config)
             return
@@ -104,6 +114,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.child_profile = str(self.user_options.get("profile", "custom"))
         self.hpcgw_cluster = cluster.name
         self.hpcgw_scheduler = cluster.scheduler
+        self.hpcgw_queue = choice.queue
         self.child_class = import_item(SCHEDULER_CLASSES[cluster.scheduler])
         self.child_config = child_config(catalog, choice, cluster_raw.get("spawner", {}))
         self.child_config["req_gateway_tag"] = self.gateway_tag
@@ -132,7 +143,9 @@ class GatewaySpawner(ProfilesSpawner):
             self._starting = False
         if hasattr(self.child_spawner, "hpcgw_persist"):
             self.child_spawner.hpcgw_persist = self._persist_state
-        return self.child_spawner.start()
+        # Counted per cluster and queue (hpcgw_spawns_total, the spawn's duration).
+        return METRICS.observe_spawn(self.hpcgw_cluster or LOCAL, self.hpcgw_queue,
+                                     _awaited(self.child_spawner.start()))
 
     def _persist_state(self) -> None:
         """Save the state (the child's job id) now, not only once start returns:

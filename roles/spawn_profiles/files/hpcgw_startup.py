@@ -142,17 +142,26 @@ class WatchedStart:
         self.log.warning("Spawn failed: %s", message)
         return self.hpcgw_failure(message)
 
+    def hpcgw_job_pending(self, pending: bool) -> None:
+        """The job waits in the scheduler's queue (True) or no longer (False);
+        the composed class counts it (``hpcgw_metrics``)."""
+
     async def _wait_running(self) -> None:
         states = self.job_states
-        while True:
-            if self.hpcgw_job_report is not None:
-                raise self._ended("")
-            status = await self.query_job_status()  # type: ignore[attr-defined]
-            if status == states.RUNNING:
-                return
-            if status not in (states.PENDING, states.UNKNOWN):
-                raise self._ended(self.job_status.strip())
-            await asyncio.sleep(self.startup_poll_interval)
+        try:
+            while True:
+                if self.hpcgw_job_report is not None:
+                    raise self._ended("")
+                status = await self.query_job_status()  # type: ignore[attr-defined]
+                if status == states.RUNNING:
+                    return
+                if status not in (states.PENDING, states.UNKNOWN):
+                    raise self._ended(self.job_status.strip())
+                if status == states.PENDING:
+                    self.hpcgw_job_pending(True)
+                await asyncio.sleep(self.startup_poll_interval)
+        finally:
+            self.hpcgw_job_pending(False)
 
     async def _wait_answer(self) -> None:
         states = self.job_states

@@ -34,7 +34,10 @@ and every server's status query reads that answer. The rules:
 
 :data:`COUNTER` counts the scheduler commands the hub issues, per cluster
 and kind, and writes them to a JSON file (for benchmarks: the number of
-status calls must not grow with the number of servers).
+status calls must not grow with the number of servers). Each command's
+duration and whether it failed without a verdict go to the callables in
+:data:`OBSERVERS` (:func:`observe`; the hub's config adds
+``hpcgw_metrics``'s, this module imports no metrics library).
 """
 
 from __future__ import annotations
@@ -65,6 +68,19 @@ SQUEUE_FILTERS = re.compile(r"SQUEUE_[A-Z0-9_]+|SLURM_CLUSTERS")
 LISTED, GONE_KIND, UNKNOWN = "listed", "gone", "unknown"
 
 Runner = Callable[[Sequence[str]], Awaitable[tuple[int, str, str]]]
+# (cluster, kind, seconds, ok): one scheduler command; ok is False when it
+# failed without a verdict (no answer, timeout, an unusable answer).
+Observer = Callable[[str, str, float, bool], None]
+OBSERVERS: list[Observer] = []
+
+
+def observe(cluster: str, kind: str, seconds: float, ok: bool) -> None:
+    """Tell every observer about one scheduler command (an observer's error is logged, never raised)."""
+    for observer in list(OBSERVERS):
+        try:
+            observer(cluster or "-", kind, seconds, ok)
+        except Exception:  # noqa: BLE001  (metrics never break a spawn or a poll)
+            LOG.exception("Scheduler command observer %r failed", observer)
 
 
 @dataclass(frozen=True)
@@ -255,12 +271,16 @@ class SharedStatusPoller:
         self.counter.count(self.cluster, "status-shared")
         LOG.debug("Scheduler status query on %s for %d job(s): %s", self.cluster, len(ids),
                   " ".join(argv[:-1] + [f"<{len(ids)} ids>"]))
+        began = self.clock()
         try:
             code, out, err = await self.runner(argv)
         except Exception as exc:  # noqa: BLE001  (no answer is no verdict: keep the servers)
+            observe(self.cluster, "status-shared", self.clock() - began, False)
             return self._unknown(ids, f"{type(exc).__name__}: {exc}")
+        gone = code != 0 and len(ids) == 1 and bool(GONE.search(err))
+        observe(self.cluster, "status-shared", self.clock() - began, code == 0 or gone)
         if code != 0:
-            if len(ids) == 1 and GONE.search(err):
+            if gone:
                 return {ids[0]: Answer(GONE_KIND)}
             return self._unknown(ids, err.strip()[:200] or f"squeue exit status {code}")
         listed = parse_listing(out, set(ids))

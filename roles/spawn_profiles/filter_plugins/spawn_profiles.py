@@ -145,6 +145,16 @@ def spawn_profiles_shared_status(clusters: list[dict[str, Any]]) -> list[str]:
     return [str(c.get("name")) for c in clusters if status_query(c) == "shared"]
 
 
+def spawn_profiles_metric_queues(clusters: list[dict[str, Any]], local_enabled: bool = False) -> list[list[str]]:
+    """[cluster, queue] of every queue (and ["local", "local"] for the local
+    profile), sorted: the hub's metrics create their series at 0."""
+    pairs = {(str(c.get("name")), str(q.get("name"))) for c in clusters for q in c.get("queues") or []
+             if isinstance(q, dict)}
+    if local_enabled:
+        pairs.add(("local", "local"))
+    return [list(pair) for pair in sorted(pairs)]
+
+
 class FilterModule:
     """spawn_profiles filters."""
 
@@ -153,4 +163,5 @@ class FilterModule:
                 "spawn_profiles_script_paths": spawn_profiles_script_paths,
                 "spawn_profiles_catalog": spawn_profiles_catalog,
                 "spawn_profiles_limit_errors": spawn_profiles_limit_errors,
-                "spawn_profiles_shared_status": spawn_profiles_shared_status}
+                "spawn_profiles_shared_status": spawn_profiles_shared_status,
+                "spawn_profiles_metric_queues": spawn_profiles_metric_queues}

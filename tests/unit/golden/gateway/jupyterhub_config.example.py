@@ -32,6 +32,24 @@ c.JupyterHub.cookie_secret_file = "/etc/jupyterhub/secrets/cookie_secret"
 c.JupyterHub.pid_file = "/var/lib/jupyterhub/jupyterhub.pid"
 c.JupyterHub.log_level = "INFO"
 
+# --- metrics: /hub/metrics needs the read:metrics scope, never anonymous ---
+c.JupyterHub.authenticate_prometheus = True
+# The proxy client also counts the users' routes (hpcgw_proxy_user_routes).
+c.JupyterHub.proxy_class = "hpcgw_proxy.GatewayProxy"
+# Prometheus's token: a service without a command whose role reads metrics
+# and nothing else (no users, no servers). The token file is root's.
+with open("/etc/jupyterhub/secrets/metrics_token", encoding="utf-8") as _token_file:
+    _metrics_token = _token_file.read().strip()
+c.JupyterHub.services.append({
+    "name": "hpcgw-metrics",
+    "api_token": _metrics_token,
+})
+c.JupyterHub.load_roles.append({
+    "name": "hpcgw-metrics",
+    "scopes": ["read:metrics"],
+    "services": ["hpcgw-metrics"],
+})
+
 # --- authentication: headers from the Apache front end ----------------------
 c.JupyterHub.authenticator_class = "hpcgw_authenticator.GatewayRemoteUserAuthenticator"
 c.GatewayRemoteUserAuthenticator.header_name = "X-Remote-User"

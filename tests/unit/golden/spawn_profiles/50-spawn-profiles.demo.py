@@ -41,6 +41,15 @@ hpcgw_status.configure(
     counts_file="/var/lib/jupyterhub/hpcgw-scheduler-commands.json",
 )
 
+# Gateway metrics in the hub's /hub/metrics (role jupyterhub's hpcgw_metrics):
+# every scheduler command's duration and errors, and each queue's spawn
+# series at 0 before its first spawn (so rates and alerts see it).
+import hpcgw_metrics  # noqa: E402
+
+if hpcgw_metrics.METRICS.observe_scheduler_command not in hpcgw_status.OBSERVERS:
+    hpcgw_status.OBSERVERS.append(hpcgw_metrics.METRICS.observe_scheduler_command)
+hpcgw_metrics.METRICS.declare([["local", "local"], ["testcluster", "batch"], ["testcluster", "debug"], ["vialogin", "debug"]])
+
 # The orphan reaper: cancels this gateway's jobs that no server owns. Its
 # role reads the users' servers and their state (the job ids), nothing else.
 c.JupyterHub.services.append({
