@@ -126,6 +126,7 @@ def test_the_culler_token_can_do_no_more_than_its_role(gateway: Host, culler_env
 
 
 def _start_test_culler(gateway: Host) -> None:
+    gateway.run(f"systemctl stop {UNIT}; systemctl reset-failed {UNIT}")  # a run that was interrupted
     gateway.check_output(
         f"systemd-run --unit {UNIT} --uid jupyterhub --gid jupyterhub -p EnvironmentFile={ENV_FILE} "
         f"{VENV_PYTHON} -m jupyterhub_idle_culler --timeout={TEST_TIMEOUT} --cull-every={TEST_INTERVAL}")
