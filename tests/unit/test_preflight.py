@@ -441,3 +441,26 @@ def test_site_yml_validates_before_it_changes_anything() -> None:
     for role in roles_checked:
         first = yaml.safe_load((ROOT / "roles" / role / "tasks" / "validate.yml").read_text())[0]
         assert "ansible.builtin.validate_argument_spec" in first, role
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_idle_culler_timeout": 30}, "jupyterhub_idle_culler_timeout must be at least 60 seconds"),
+        ({"jupyterhub_idle_culler_timeout": 90, "jupyterhub_route_check_interval": 120},
+         "got 90 and 120: activity reaches the hub at that interval"),
+        ({"jupyterhub_idle_culler_interval": 5}, "jupyterhub_idle_culler_interval between 10 and the timeout (got 5)"),
+        ({"jupyterhub_idle_culler_interval": 7200}, "jupyterhub_idle_culler_interval between 10 and the timeout (got 7200)"),
+        ({"jupyterhub_idle_culler_max_age": 600}, "jupyterhub_idle_culler_max_age 0 (never) or at least the timeout (got 600)"),
+        ({"jupyterhub_idle_culler_timeout": "an hour"}, "jupyterhub_idle_culler_timeout"),
+        ({"jupyterhub_audit_identifier": "hpcgw audit"}, "jupyterhub_audit_identifier must be a syslog tag"),
+        ({"jupyterhub_audit_identifier": ""}, "jupyterhub_audit_identifier must be a syslog tag"),
+    ],
+)
+def test_wrong_culler_or_audit_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                      expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout

@@ -12,7 +12,7 @@ object on stdout each):
                                        progress events, and the seconds to the final state
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
   status BASE USER PASSWORD            the user's server as the hub reports it ({} = none), and the
-                                       notice on their home page
+                                       notice on their home page (and on the spawn page when no server)
   kernel BASE USER PASSWORD            start a kernel on the user's server (its id)
   run-in BASE USER PASSWORD KERNEL CODE  run CODE in that kernel over a new websocket
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
@@ -129,6 +129,12 @@ def bench(browser: Browser, rounds: int, choice: dict[str, str]) -> dict[str, An
             "min": min(samples), "max": max(samples)}
 
 
+def announcement(page: str) -> str:
+    """The notice a hub page shows above its content ("" when none)."""
+    notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', page, re.S)
+    return notice.group(1).strip() if notice else ""
+
+
 def main(argv: list[str]) -> int:
     argv, base_path = split_base_path(argv)
     command, base, user, password = argv[1:5]
@@ -147,8 +153,10 @@ def main(argv: list[str]) -> int:
         result = login(browser)
         result["server"] = server_of(browser)
         _, _, home = browser.request("GET", f"{prefix_of(browser.base)}/hub/home")
-        notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', home, re.S)
-        result["notice"] = notice.group(1).strip() if notice else ""
+        result["notice"] = announcement(home)
+        if not result["server"]:  # with a server, the spawn page redirects to it
+            _, _, spawn_page = browser.request("GET", f"{prefix_of(browser.base)}/hub/spawn")
+            result["spawn_notice"] = announcement(spawn_page)
     elif command == "kernel":
         result = login(browser)
         result.update(new_kernel(browser, str(result.get("name"))))

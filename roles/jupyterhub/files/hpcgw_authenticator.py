@@ -18,7 +18,8 @@ from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Int, Set, Unicode
 
-from hpcgw_auth_core import HeaderPolicy, IdentityRejected, group_access, identity_from_headers
+import hpcgw_audit
+from hpcgw_auth_core import HeaderPolicy, IdentityRejected, group_access, header_values, identity_from_headers
 
 
 class GatewayLoginHandler(BaseHandler):  # type: ignore[misc]
@@ -90,12 +91,18 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
             ident = identity_from_headers(headers, self._policy())
         except IdentityRejected as exc:
             self.log.warning("Header login refused from %s: %s", handler.request.remote_ip, exc)
+            # The raw identity, as the front end (or whoever forged it) sent it.
+            raw = ",".join(header_values(headers, self.header_name))
+            hpcgw_audit.emit("refusal", what="login", reason=str(exc), identity=raw or None,
+                             ip=handler.request.remote_ip)
+            handler.hpcgw_audited = True
             return None
         finally:
             # JupyterHub logs all request headers of failed requests; make
             # sure the shared secret can never end up there.
             for name in [key for key in headers if key.lower().replace("_", "-") == self.secret_header.lower()]:
                 del headers[name]
+        handler.hpcgw_identity = str(ident["name"])
         groups = list(ident["groups"])  # type: ignore[call-overload]
         ignored = list(ident["ignored_groups"])  # type: ignore[call-overload]
         if ignored:
@@ -107,6 +114,28 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
         if admin is not None:
             result["admin"] = admin
         return result
+
+    async def get_authenticated_user(self, handler: Any, data: Any) -> Optional[dict[str, Any]]:
+        """JupyterHub's checks (name pattern, blocked, allowed), then one audit line:
+        the login, or why it was refused (authenticate already wrote its own refusals)."""
+        result = await super().get_authenticated_user(handler, data)
+        if result is not None:
+            hpcgw_audit.emit("login", user=result["name"], admin=result.get("admin"),
+                             groups=result.get("groups") or [], ip=handler.request.remote_ip)
+        elif not getattr(handler, "hpcgw_audited", False):
+            name = getattr(handler, "hpcgw_identity", "")
+            hpcgw_audit.emit("refusal", what="login", user=name or None, reason=self._refusal_reason(name),
+                             ip=handler.request.remote_ip)
+        return result
+
+    def _refusal_reason(self, name: str) -> str:
+        if not name:
+            return "no identity"
+        if not self.validate_username(name):
+            return "name does not match the username pattern"
+        if name in self.blocked_users:
+            return "blocked account"
+        return "not allowed (not in the allowed users or groups)"
 
     def _access(self, username: str, groups: list[str]) -> Any:
         return group_access(username, groups, frozenset(self.admin_users),

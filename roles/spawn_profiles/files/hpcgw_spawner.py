@@ -14,7 +14,10 @@ a job's token posts. Here:
   checked choice - it never sees the raw ``user_options``;
 * a batch job's state (its id) is saved as soon as it is submitted, so a
   hub restarted during the spawn finds the job (and cancels it) instead of
-  leaving an orphan.
+  leaving an orphan;
+* the audit log (role jupyterhub's ``hpcgw_audit``) gets one line per
+  refused choice, per spawn (with the job id once the job is submitted) and
+  per failed spawn.
 
 The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 (``hpcgw_hub_api``), in place whatever the spawner.
@@ -22,6 +25,7 @@ The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -32,9 +36,11 @@ from traitlets import Dict, Unicode
 from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
+import hpcgw_audit
 from hpcgw_form import form_html
 from hpcgw_metrics import LOCAL, METRICS
-from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
+from hpcgw_profiles import Catalog, Choice, ChoiceError, child_config, describe
+from hpcgw_startup import forget_end
 
 
 async def _awaited(started: Any) -> Any:
@@ -87,10 +93,15 @@ class GatewaySpawner(ProfilesSpawner):
         try:
             options = catalog.options_from_form(formdata)
         except ChoiceError as exc:
+            self._refused("spawn form", str(exc))
             raise ValueError(f"Request refused: {exc}") from exc
         if options.get("profile") == "local" and not self.local_title:
+            self._refused("spawn form", "the local profile is disabled")
             raise ValueError("Request refused: the local profile is disabled")
         return options
+
+    def _refused(self, what: str, reason: str) -> None:
+        hpcgw_audit.emit("refusal", what=what, user=self.user.name, server=self.name or None, reason=reason)
 
     def _select(self) -> None:
         """Set child class and config from the checked user_options."""
@@ -98,9 +109,12 @@ class GatewaySpawner(ProfilesSpawner):
         try:
             choice = catalog.choice_from_options(self.user_options or {})
         except ChoiceError as exc:
+            self._refused("spawn options", str(exc))
             raise web.HTTPError(400, f"Request refused: {exc}") from exc
+        self._hpcgw_choice = choice
         if choice is None:
             if not self.local_title:
+                self._refused("spawn options", "the local profile is disabled")
                 raise web.HTTPError(400, "Request refused: the local profile is disabled")
             self.child_profile = "local"
             self.hpcgw_cluster = ""
@@ -131,21 +145,56 @@ class GatewaySpawner(ProfilesSpawner):
         return super(ProfilesSpawner, self).construct_child()
 
     _starting = False
+    _hpcgw_choice: Choice | None = None
+    _hpcgw_spawn_audited = False
 
     def start(self) -> Any:
         # A new start always re-checks the options (REST API included).
         self.child_spawner = None
         self.child_state = {}
+        self._hpcgw_choice = None
+        self._hpcgw_spawn_audited = False
+        forget_end(self.user.name)  # the notice of the last server's end (local servers too)
         self._starting = True
         try:
             self.construct_child()
         finally:
             self._starting = False
         if hasattr(self.child_spawner, "hpcgw_persist"):
+            # A batch job: the spawn's audit line once the job id is known.
             self.child_spawner.hpcgw_persist = self._persist_state
+        else:
+            self._audit_spawn()
         # Counted per cluster and queue (hpcgw_spawns_total, the spawn's duration).
         return METRICS.observe_spawn(self.hpcgw_cluster or LOCAL, self.hpcgw_queue,
-                                     _awaited(self.child_spawner.start()))
+                                     self._audited_start(self.child_spawner.start()))
+
+    async def _audited_start(self, started: Any) -> Any:
+        try:
+            return await _awaited(started)
+        except Exception as exc:
+            message = str(getattr(exc, "jupyterhub_message", "") or exc).strip().splitlines()
+            hpcgw_audit.emit("spawn_failed", **self.hpcgw_audit_fields(),
+                             reason=message[0] if message else type(exc).__name__)
+            raise
+
+    def _audit_spawn(self) -> None:
+        if not self._hpcgw_spawn_audited:
+            self._hpcgw_spawn_audited = True
+            hpcgw_audit.emit("spawn", **self.hpcgw_audit_fields())
+
+    def hpcgw_audit_fields(self) -> dict[str, Any]:
+        """What the audit log says about this server: user, profile, cluster,
+        queue, resources and job id (as far as known; restored servers carry
+        their cluster and job id only)."""
+        fields: dict[str, Any] = {"user": self.user.name, "server": self.name or None,
+                                  "profile": self.child_profile or None,
+                                  "cluster": self.hpcgw_cluster or None}
+        if self._hpcgw_choice is not None:
+            fields.update({k: v for k, v in dataclasses.asdict(self._hpcgw_choice).items() if v not in ("", None)})
+        job_id = getattr(self.child_spawner, "job_id", "") if self.child_spawner is not None else ""
+        fields["job_id"] = str(job_id or "") or None
+        return fields
 
     def _persist_state(self) -> None:
         """Save the state (the child's job id) now, not only once start returns:
@@ -153,6 +202,7 @@ class GatewaySpawner(ProfilesSpawner):
         if self.orm_spawner is not None:
             self.orm_spawner.state = self.get_state()
             self.db.commit()
+        self._audit_spawn()
 
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import hpcgw_audit
 from hpcgw_callback_core import JobReport
 
 MODULE_FAILURE = re.compile(r"\bLmod\b|\bmodule(cmd)?: |unable to locate a modulefile|module load", re.IGNORECASE)
@@ -219,6 +220,8 @@ class WatchedStart:
         to its walltime as an orphan) and reported as stopped."""
         if self.hpcgw_starting and not self._hpcgw_live_start:
             self.log.warning("Job %s was still starting when the hub restarted: cancelling it", self.job_id)
+            hpcgw_audit.emit("stop", user=self._user_name(), job_id=self.job_id, by="hub",
+                             reason="the hub restarted while the job was starting")
             try:
                 await self.cancel_batch_job()  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001  (the poll must answer; the reaper retries)
@@ -237,5 +240,7 @@ class WatchedStart:
         if job_id:
             message = end_message(job_id, self.hpcgw_where(), final)
             remember_end(self._user_name(), message)
+            hpcgw_audit.emit("stop", user=self._user_name(), job_id=job_id, by="scheduler",
+                             reason=final.split()[0] if final.split() else "gone")
             self.log.warning("%s", message)
         return 1

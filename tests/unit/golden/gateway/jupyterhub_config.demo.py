@@ -88,6 +88,32 @@ c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-sudospawner"
 # batchspawner's command prefix and its sudo rules are role spawn_profiles'
 # (per scheduler and submit mode, with the clusters' data).
 
+# --- audit log: one JSON line per login, spawn, stop, cull and refusal, to
+# syslog (/dev/log, the journal) tagged with the identifier (hpcgw_audit).
+import hpcgw_audit  # noqa: E402
+
+hpcgw_audit.configure(enabled=True, identifier="hpcgw-audit")
+
+# --- idle culler (jupyterhub-idle-culler), a hub-managed service. Its role
+# lists users and reads their servers' activity, and stops servers; it
+# cannot start servers, read server state or tokens, or delete users. Its
+# stops are culls: an audit line, and the user's next page says why.
+c.JupyterHub.services.append({
+    "name": "hpcgw-idle-culler",
+    "command": [
+        "/opt/jupyterhub/bin/python", "-m", "jupyterhub_idle_culler",
+        "--timeout=3600",
+        "--cull-every=300",
+        "--max-age=0",
+    ],
+})
+c.JupyterHub.load_roles.append({
+    "name": "hpcgw-idle-culler",
+    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    "services": ["hpcgw-idle-culler"],
+})
+hpcgw_hub_api.configure_culler("hpcgw-idle-culler", 3600, 0)
+
 # --- snippets of other roles (e.g. spawn_profiles), in name order ----------
 import glob as _glob
 

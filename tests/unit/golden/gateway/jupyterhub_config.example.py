@@ -88,6 +88,12 @@ c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-sudospawner"
 # batchspawner's command prefix and its sudo rules are role spawn_profiles'
 # (per scheduler and submit mode, with the clusters' data).
 
+# --- audit log: one JSON line per login, spawn, stop, cull and refusal, to
+# syslog (/dev/log, the journal) tagged with the identifier (hpcgw_audit).
+import hpcgw_audit  # noqa: E402
+
+hpcgw_audit.configure(enabled=True, identifier="hpcgw-audit")
+
 # --- snippets of other roles (e.g. spawn_profiles), in name order ----------
 import glob as _glob
 

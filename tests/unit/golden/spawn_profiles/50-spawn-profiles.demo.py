@@ -21,13 +21,17 @@ c.GatewaySpawner.gateway_tag = "hpcgw-gw"
 c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
 
 # The home and spawn pages say why the user's last server ended by itself
-# (walltime reached, node failure, cancelled outside the gateway).
+# (walltime reached, node failure, cancelled outside the gateway) or was
+# stopped by the idle culler (role jupyterhub's hpcgw_hub_api tells).
+import hpcgw_hub_api  # noqa: E402
 import hpcgw_startup  # noqa: E402
 
 c.JupyterHub.template_vars.update({
     "announcement_home": hpcgw_startup.end_notice_html,
     "announcement_spawn": hpcgw_startup.end_notice_html,
 })
+if hpcgw_startup.remember_end not in hpcgw_hub_api.cull_listeners:
+    hpcgw_hub_api.cull_listeners.append(hpcgw_startup.remember_end)
 
 # One scheduler status query per cluster per interval for all its servers
 # (status_query: shared): run as the hub account, without sudo; the
