@@ -32,6 +32,7 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 from hpcgw_form import form_html
+import hpcgw_spawnlog
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
 
 SCHEDULER_CLASSES = {
@@ -132,7 +133,7 @@ class GatewaySpawner(ProfilesSpawner):
             self._starting = False
         if hasattr(self.child_spawner, "hpcgw_persist"):
             self.child_spawner.hpcgw_persist = self._persist_state
-        return self.child_spawner.start()
+        return hpcgw_spawnlog.logged(self, self.child_spawner.start())
 
     def _persist_state(self) -> None:
         """Save the state (the child's job id) now, not only once start returns:
