@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 import hpcgw_spawnlog as spawnlog
 import hpcgw_usage
 from hpcgw_profiles import Choice
+
 
 class FakeCatalog:
     def choice_from_options(self, options: dict[str, Any]) -> Choice | None:
