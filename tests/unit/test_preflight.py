@@ -464,3 +464,45 @@ def test_wrong_culler_or_audit_settings_stop_the_play(tmp_path: Path, good: dict
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("ctl", "all_vars", "expected"),
+    [
+        ({"slurm_server_accounting": True}, {"slurm_client_accounting_host": ""}, "slurm_client_accounting_host set"),
+        ({"slurm_server_accounting": True, "slurm_server_accounting_config": {"StoragePass": "x"}}, {},
+         "without StorageUser, StorageLoc or StoragePass"),
+        ({"slurm_server_accounting": True, "slurm_server_accounting_db_name": "acct; DROP"}, {},
+         "slurm_server_accounting_db_name"),
+        ({}, {"slurm_client_accounting_host": "ctl host"}, "slurm_client_accounting_host must be empty"),
+    ],
+)
+def test_wrong_accounting_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], ctl: dict[str, Any],
+                                                 all_vars: dict[str, Any], expected: str) -> None:
+    groups = _groups(dict(good, **all_vars), ctl)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_accounting_on_the_controller_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _groups(good, {"slurm_server_accounting": True}))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("gateway_vars", "expected"),
+    [
+        ({"spawn_profiles_usage_report_on_calendar": "daily\nExecStart=/bin/sh"}, "spawn_profiles_usage_report_on_calendar"),
+        ({"spawn_profiles_usage_report_dir": "/var/lib/report dir"}, "spawn_profiles_usage_report_dir must be absolute"),
+        ({"spawn_profiles_usage_report_clusters": ["nowhere"]}, "unknown: ['nowhere']"),
+        ({"spawn_profiles_usage_report_days": 0}, "spawn_profiles_usage_report_days at least 1"),
+    ],
+)
+def test_wrong_usage_report_settings_stop_the_play(tmp_path: Path, good: dict[str, Any],
+                                                   gateway_vars: dict[str, Any], expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(gateway_vars)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout

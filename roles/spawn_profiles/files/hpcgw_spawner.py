@@ -38,6 +38,7 @@ from wrapspawner import ProfilesSpawner
 
 import hpcgw_audit
 from hpcgw_form import form_html
+import hpcgw_spawnlog
 from hpcgw_metrics import LOCAL, METRICS
 from hpcgw_profiles import Catalog, Choice, ChoiceError, child_config, describe
 from hpcgw_startup import forget_end
@@ -165,9 +166,10 @@ class GatewaySpawner(ProfilesSpawner):
             self.child_spawner.hpcgw_persist = self._persist_state
         else:
             self._audit_spawn()
-        # Counted per cluster and queue (hpcgw_spawns_total, the spawn's duration).
+        # Counted per cluster and queue (hpcgw_spawns_total, the spawn's
+        # duration), audited, and kept in the spawn record (usage report).
         return METRICS.observe_spawn(self.hpcgw_cluster or LOCAL, self.hpcgw_queue,
-                                     self._audited_start(self.child_spawner.start()))
+                                     hpcgw_spawnlog.logged(self, self._audited_start(self.child_spawner.start())))
 
     async def _audited_start(self, started: Any) -> Any:
         try:

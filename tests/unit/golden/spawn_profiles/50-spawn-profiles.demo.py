@@ -20,6 +20,12 @@ c.GatewaySpawner.gateway_tag = "hpcgw-gw"
 # gateway's batch classes shell-quote every substituted value as well.
 c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
 
+# Every start's outcome, one JSON line each (append-only): the usage report's
+# record of spawns (hpcgw-usage-report, role spawn_profiles).
+import hpcgw_spawnlog  # noqa: E402
+
+hpcgw_spawnlog.configure("/var/lib/jupyterhub/hpcgw-spawns.jsonl")
+
 # The home and spawn pages say why the user's last server ended by itself
 # (walltime reached, node failure, cancelled outside the gateway) or was
 # stopped by the idle culler (role jupyterhub's hpcgw_hub_api tells).
