@@ -176,15 +176,18 @@ def test_last_choice_in_the_page() -> None:
     ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "cores": ["3"]}, "cores"),
     ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "memory_gb": ["x"]}, "memory_gb"),
     ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "walltime_min": ["0:31"]}, "walltime_min"),
-    ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "account": ["proj9"]}, "account"),
     ({"profile": ["custom"], "cluster_queue": ["testcluster/nope"]}, "cluster_queue"),
     ({"profile": ["nope"]}, "profile"),
+    ({"profile": ["custom"], "cluster_queue": ["gc/cpu"], "account": ["proj9"]}, "account"),
+    ({"profile": ["custom"], "cluster_queue": ["gc/gpu"], "gpus": ["5"]}, "gpus"),
+    # the field is hidden for this queue (no accounts, no GPUs): said beside the queue
+    ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "account": ["proj9"]}, "cluster_queue"),
+    ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "gpus": ["1"]}, "cluster_queue"),
 ])
 def test_refused_field_gets_the_message_beside_it(form: dict[str, list[str]], field: str) -> None:
-    catalog = demo_catalog()
+    catalog = gpu_catalog() if form.get("cluster_queue", [""])[0].startswith("gc/") else demo_catalog()
     with pytest.raises(ChoiceError) as err:
         catalog.options_from_form(form)
-    assert err.value.field == field
     submitted = {k: v[0] for k, v in form.items()}
     page = render(page_data(catalog, "Local", submitted=submitted, error=err.value),
                   error_message=f"Request refused: {err.value}")

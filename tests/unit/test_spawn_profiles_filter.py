@@ -9,7 +9,8 @@ import pytest
 
 from hpcgw_profiles import Catalog
 from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
-                            spawn_profiles_script_paths, spawn_profiles_shared_status)
+                            spawn_profiles_estimate_clusters, spawn_profiles_script_paths,
+                            spawn_profiles_shared_status)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -108,3 +109,10 @@ def test_shared_status_names_the_local_slurm_clusters_not_opted_out() -> None:
                 {"name": "e", "scheduler": "slurm", "status_query": "shared"}]
     assert spawn_profiles_shared_status(clusters) == ["a", "e"]
     assert spawn_profiles_shared_status([]) == []
+
+
+def test_estimate_only_where_the_sudo_rule_allows_sbatch_test_only() -> None:
+    clusters = [{"name": "a", "scheduler": "slurm"}, {"name": "b", "scheduler": "slurm", "submit": "ssh"},
+                {"name": "c", "scheduler": "slurm", "submit": "local", "status_query": "user"},
+                {"name": "d", "scheduler": "pbs", "submit": "ssh"}]
+    assert spawn_profiles_estimate_clusters(clusters) == ["a", "c"]

@@ -137,6 +137,8 @@ def page_data(catalog: Catalog, local_title: Optional[str], *, last_options: Opt
     problem = None
     if error is not None:
         name = error.field if error.field in FIELDS else "profile"
+        if chosen is not None and ((name == "account" and not chosen["accounts"]) or (name == "gpus" and not chosen["gpus"])):
+            name = "cluster_queue"  # that field is hidden for this queue: say it beside the queue
         problem = {"field": name, "id": field_id(name), "message": str(error)}
     return {"profiles": profiles, "queues": queues, "custom": custom, "selected": selected, "error": problem,
             "fields": {name: {"id": fid, "label": label} for name, (fid, label, _) in FIELDS.items()},

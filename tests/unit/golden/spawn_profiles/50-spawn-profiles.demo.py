@@ -41,6 +41,30 @@ hpcgw_status.configure(
     counts_file="/var/lib/jupyterhub/hpcgw-scheduler-commands.json",
 )
 
+# The spawn page: this role's page templates (spawn.html, ...) in front of
+# JupyterHub's own, which they extend ("templates/spawn.html").
+c.JupyterHub.template_paths.insert(0, "/etc/jupyterhub/templates")
+
+# What is free beside each queue of the clusters the hub queries as itself
+# (status_query: shared): one sinfo and one squeue per cluster per interval
+# for every page view, as the hub account without sudo.
+import hpcgw_sched  # noqa: E402
+
+hpcgw_sched.configure(
+    ["testcluster"],
+    "/usr/bin",
+    interval=30,
+)
+
+# The scheduler's start estimate of the chosen size (sbatch --test-only as
+# the user, through the sudo rule for sbatch): SLURM clusters with submit local.
+import hpcgw_form_api  # noqa: E402
+
+hpcgw_form_api.configure(
+    ["testcluster"],
+    "/usr/bin/sbatch",
+)
+
 # The orphan reaper: cancels this gateway's jobs that no server owns. Its
 # role reads the users' servers and their state (the job ids), nothing else.
 c.JupyterHub.services.append({
