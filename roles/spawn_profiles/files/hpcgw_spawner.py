@@ -12,6 +12,9 @@ a job's token posts. Here:
   guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
   shell-quoted), and its traits come only from the admin's data and the
   checked choice - it never sees the raw ``user_options``;
+* the spawn page (the hub's page template spawn.html of this role) gets its
+  data from :func:`hpcgw_form.page_data` (built in ``get_options_form``:
+  limits per queue, free nodes, the last choice, a refused field);
 * a batch job's state (its id) is saved as soon as it is submitted, so a
   hub restarted during the spawn finds the job (and cancels it) instead of
   leaving an orphan.
@@ -93,7 +96,7 @@ class GatewaySpawner(ProfilesSpawner):
     async def get_options_form(self) -> str:
         """Build the page's data (free nodes: shared, cached), then the hub renders spawn.html."""
         catalog, _ = self._load()
-        free = {}
+        free: dict[str, dict[str, hpcgw_sched.Free]] = {}
         for cluster in catalog.clusters:
             free[cluster.name], _age = await hpcgw_sched.availability(cluster.name)
         refusal, self._form_refusal = self._form_refusal, None
