@@ -7,14 +7,16 @@ from typing import Any
 
 import pytest
 
-from hpcgw_form import form_html
 from hpcgw_profiles import (
     Catalog,
     ChoiceError,
     ConfigError,
     batchspawner_traits,
     child_config,
+    format_walltime,
+    parse_walltime,
 )
+from spawn_page import render_catalog as form_html
 
 DATA: dict[str, Any] = {
     "clusters": [
@@ -206,3 +208,43 @@ def test_custom_requests_can_be_disabled() -> None:
     assert catalog.choice_from_options({"profile": "debug-1c"}) is not None
     with pytest.raises(ChoiceError, match="custom requests are disabled"):
         catalog.choice_from_options({"profile": "custom", "cluster": "testcluster", "queue": "debug"})
+
+
+@pytest.mark.parametrize(("raw", "minutes"), [("90", 90), ("1:30", 90), ("0:05", 5), ("24:00", 1440), ("0:59", 59)])
+def test_walltime_is_h_mm_or_minutes(raw: str, minutes: int) -> None:
+    assert parse_walltime(raw) == minutes
+    assert format_walltime(minutes) == (raw if ":" in raw else format_walltime(minutes))
+
+
+@pytest.mark.parametrize("raw", ["1:60", "1:5", ":30", "1:", "1:30:00", "1h", "-5", "1:30\n#SBATCH -p x", " 90", "1,5"])
+def test_walltime_spellings_refused(raw: str) -> None:
+    with pytest.raises(ChoiceError) as err:
+        parse_walltime(raw)
+    assert err.value.field == "walltime_min"
+
+
+def test_form_walltime_in_h_mm_is_kept_as_minutes(catalog: Catalog) -> None:
+    options = catalog.options_from_form({"profile": ["custom"], "cluster_queue": ["testcluster/batch"],
+                                         "walltime_min": ["1:30"]})
+    assert options["walltime_min"] == "90"
+    assert catalog.choice_from_options({"cluster": "testcluster", "queue": "batch", "walltime_min": 90}).walltime_min == 90
+    assert catalog.choice_from_options({"cluster": "testcluster", "queue": "batch", "walltime_min": "2:00"}).walltime_min == 120
+    with pytest.raises(ChoiceError, match="walltime_min must be between") as err:
+        catalog.options_from_form({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "walltime_min": ["9:00"]})
+    assert err.value.field == "walltime_min"
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"profile": "custom", "cluster": "nope", "queue": "debug"}, "cluster_queue"),
+    ({"profile": "custom", "cluster": "testcluster", "queue": "nope"}, "cluster_queue"),
+    ({"profile": "custom", "cluster": "testcluster", "queue": "debug", "cores": "0"}, "cores"),
+    ({"profile": "custom", "cluster": "testcluster", "queue": "debug", "gpus": "x"}, "gpus"),
+    ({"profile": "custom", "cluster": "testcluster", "queue": "debug", "account": "other"}, "account"),
+    ({"profile": "custom", "cluster": "testcluster", "queue": "debug", "cores": [1]}, "cores"),
+    ({"profile": "nope"}, "profile"),
+    ({"profile": "debug-1c", "req_x": "1"}, "profile"),
+])
+def test_refusals_name_the_form_field(catalog: Catalog, options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ChoiceError) as err:
+        catalog.choice_from_options(options)
+    assert err.value.field == field

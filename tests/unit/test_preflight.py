@@ -119,6 +119,15 @@ def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any]
     assert expected in " ".join(result.stdout.split()), result.stdout
 
 
+@pytest.mark.parametrize("interval", [1, 4, -30])
+def test_a_too_short_availability_interval_stops_the_play(tmp_path: Path, good: dict[str, Any], interval: int) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[CLUSTER], spawn_profiles_availability_interval=interval)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert "spawn_profiles_availability_interval must be 0" in " ".join(result.stdout.split()), result.stdout
+
+
 def test_good_spawn_profiles_pass(tmp_path: Path, good: dict[str, Any]) -> None:
     groups = _groups(good)
     groups["gateway"].update(spawn_profiles_clusters=[CLUSTER],

@@ -72,3 +72,14 @@ def test_a_sites_batch_script_replaces_the_bundled_one(installed: dict[str, Path
     assert a["spawner"]["batch_script"] == (BATCH / "pbs.sh.j2").read_text()
     # Read verbatim: trailing newlines kept, batchspawner's {{ }} not rendered by Ansible.
     assert b["spawner"]["batch_script"] == SITE_SCRIPT
+
+
+def test_the_page_templates_are_installed_for_the_hub(installed: dict[str, Path]) -> None:
+    templates = installed["demo"] / "templates"
+    role_files = ROOT / "roles" / "spawn_profiles" / "files" / "templates"
+    assert sorted(p.name for p in templates.iterdir()) == sorted(p.name for p in role_files.iterdir())
+    for page in role_files.iterdir():
+        assert (templates / page.name).read_text() == page.read_text()
+        assert (templates / page.name).stat().st_mode & 0o777 == 0o644
+    snippet = (installed["demo"] / "jupyterhub_config.d" / "50-spawn-profiles.py").read_text()
+    assert f"c.JupyterHub.template_paths.insert(0, {json.dumps(str(templates))})" in snippet

@@ -9,7 +9,8 @@ import pytest
 
 from hpcgw_profiles import Catalog
 from spawn_profiles import (spawn_profiles_catalog, spawn_profiles_errors, spawn_profiles_limit_errors,
-                            spawn_profiles_metric_queues, spawn_profiles_script_paths, spawn_profiles_shared_status)
+                            spawn_profiles_estimate_clusters, spawn_profiles_metric_queues, spawn_profiles_script_paths,
+                            spawn_profiles_shared_status)
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = ROOT / "roles" / "spawn_profiles" / "files" / "batch"
@@ -114,3 +115,10 @@ def test_metric_queues_are_every_cluster_queue_pair_sorted() -> None:
     clusters = [*CLUSTERS, {"name": "c", "queues": [{"name": "long"}, {"name": "debug"}]}]
     assert spawn_profiles_metric_queues(clusters) == [["a", "q"], ["b", "q"], ["c", "debug"], ["c", "long"]]
     assert spawn_profiles_metric_queues([], True) == [["local", "local"]]
+
+
+def test_estimate_only_where_the_sudo_rule_allows_sbatch_test_only() -> None:
+    clusters = [{"name": "a", "scheduler": "slurm"}, {"name": "b", "scheduler": "slurm", "submit": "ssh"},
+                {"name": "c", "scheduler": "slurm", "submit": "local", "status_query": "user"},
+                {"name": "d", "scheduler": "pbs", "submit": "ssh"}]
+    assert spawn_profiles_estimate_clusters(clusters) == ["a", "c"]

@@ -11,6 +11,11 @@ object on stdout each):
   outcome BASE USER PASSWORD OPTIONS_JSON  REST start, then its outcome: the API's answer, the
                                        progress events, and the seconds to the final state
   form BASE USER PASSWORD              the spawn form's choices (values and labels, in page order)
+  page BASE USER PASSWORD              the spawn page's data (its #hpcgw-form-data JSON), the option
+                                       selected in each select and the messages shown beside fields
+  estimate BASE USER PASSWORD BODIES_JSON [--for NAME] [--no-xsrf]
+                                       POST each body (the form's fields) to the start-estimate API
+                                       (of NAME, default the user); [status, answer, Retry-After] each
   status BASE USER PASSWORD            the user's server as the hub reports it ({} = none), and the
                                        notice on their home page (and on the spawn page when no server)
   kernel BASE USER PASSWORD            start a kernel on the user's server (its id)
@@ -22,15 +27,28 @@ BASE and --base-path as in gwclient.py.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import statistics
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from gwclient import (Browser, login, new_kernel, post_spawn_form, prefix_of, run_code, run_in, server_of,
                       spawn_form_action, split_base_path)
+
+
+PAGE_DATA = re.compile(r'<script type="application/json" id="hpcgw-form-data">(.*?)</script>', re.S)
+FIELD_ERROR = re.compile(r'<div class="invalid-feedback d-block" id="([^"]+)-error">([^<]*)</div>')
+SELECTED = re.compile(r'<select[^>]*\bid="([^"]+)"[^>]*>(.*?)</select>', re.S)
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """The messages the spawn page shows beside a field: {field element id: text}."""
+    return {element: html.unescape(text) for element, text in FIELD_ERROR.findall(page)}
 
 
 def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
@@ -41,7 +59,8 @@ def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
     out.update(spawn_status=status, spawn_url=url)
     refused = re.search(r"Request refused: ([^<]*)", body)
     if refused:
-        out["refused"] = refused.group(1).strip()
+        out["refused"] = html.unescape(refused.group(1).strip())
+        out["field_errors"] = field_errors(body)
     started = time.monotonic()
     while time.monotonic() - started < 300:  # above the hub's start_timeout
         server = server_of(browser)
@@ -115,6 +134,55 @@ def form(browser: Browser) -> dict[str, Any]:
     return out
 
 
+def page(browser: Browser) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    status, _, text = browser.request("GET", f"{pre}/hub/spawn")
+    data = PAGE_DATA.search(text)
+    selected = {}
+    for element, options in SELECTED.findall(text):
+        chosen = re.search(r'<option value="([^"]*)" selected>', options)
+        selected[element] = html.unescape(chosen.group(1)) if chosen else None
+    out.update(page_status=status, data=json.loads(data.group(1)) if data else None, selected=selected,
+               field_errors=field_errors(text))
+    return out
+
+
+def post_json(browser: Browser, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+    """POST as gwclient's Browser does, keeping the answer's headers (Retry-After)."""
+    req = urllib.request.Request(browser.origin + path, data=body, method="POST")
+    req.add_header("Authorization", browser.auth)
+    for key, value in headers.items():
+        req.add_header(key, value)
+    try:
+        with browser.opener.open(req, timeout=60) as resp:
+            return resp.status, resp.read().decode(errors="replace"), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace"), dict(err.headers)
+
+
+def estimate(browser: Browser, bodies: list[Any], for_user: str = "", xsrf: bool = True) -> dict[str, Any]:
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    browser.request("GET", f"{pre}/hub/spawn")  # the page a browser would have open
+    url = f"{pre}/hub/api/users/{for_user or out.get('name')}/hpcgw-estimate"
+    answers = []
+    for body in bodies:
+        if xsrf:
+            token = browser.cookie("_xsrf", f"{pre}/hub")
+            headers = {"Content-Type": "application/json", "Referer": browser.base + "/", "X-XSRFToken": token}
+        else:
+            headers = {"Content-Type": "application/json", "Referer": browser.base + "/"}
+        status, text, answer_headers = post_json(browser, url, json.dumps(body).encode(), headers)
+        try:
+            answer = json.loads(text)
+        except json.JSONDecodeError:
+            answer = text[:300]
+        answers.append([status, answer, answer_headers.get("Retry-After", "")])
+    out["answers"] = answers
+    return out
+
+
 def bench(browser: Browser, rounds: int, choice: dict[str, str]) -> dict[str, Any]:
     """Click-to-ready: from the form's POST until the hub reports the server ready."""
     samples = []
@@ -165,6 +233,12 @@ def main(argv: list[str]) -> int:
         result.update(run_in(browser, str(result.get("name")), argv[5], argv[6]))
     elif command == "form":
         result = form(browser)
+    elif command == "page":
+        result = page(browser)
+    elif command == "estimate":
+        rest = argv[6:]
+        for_user = rest[rest.index("--for") + 1] if "--for" in rest else ""
+        result = estimate(browser, json.loads(argv[5]), for_user, xsrf="--no-xsrf" not in rest)
     elif command == "bench":
         result = bench(browser, int(argv[5]), json.loads(argv[6]))
     else:

@@ -23,6 +23,8 @@ ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}\Z")
 HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z")
 INT_RE = re.compile(r"^[0-9]{1,7}\Z")
+# A walltime as the form shows it, h:mm (minutes 00-59); plain minutes stay accepted.
+HMM_RE = re.compile(r"^([0-9]{1,4}):([0-5][0-9])\Z")
 RESOURCES = ("cores", "memory_gb", "walltime_min", "gpus")
 LOCAL_KEY = "local"
 CUSTOM_KEY = "custom"
@@ -39,7 +41,16 @@ class ConfigError(ValueError):
 
 
 class ChoiceError(ValueError):
-    """A user's choice is refused; the message says why."""
+    """A user's choice is refused; the message says why.
+
+    ``field`` names the spawn form's field it concerns (``profile``,
+    ``cluster_queue``, ``account``, a resource), "" when none: the form
+    shows the message beside that field.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class Range:
 
     def check(self, value: int, what: str) -> int:
         if not self.minimum <= value <= self.maximum:
-            raise ChoiceError(f"{what} must be between {self.minimum} and {self.maximum}, got {value}")
+            raise ChoiceError(f"{what} must be between {self.minimum} and {self.maximum}, got {value}", what)
         return value
 
 
@@ -79,7 +90,7 @@ class Cluster:
         for queue in self.queues:
             if queue.name == name:
                 return queue
-        raise ChoiceError(f"unknown queue {name!r} on cluster {self.name!r}")
+        raise ChoiceError(f"unknown queue {name!r} on cluster {self.name!r}", "cluster_queue")
 
 
 @dataclass(frozen=True)
@@ -253,13 +264,13 @@ class Catalog:
         for cluster in self.clusters:
             if cluster.name == name:
                 return cluster
-        raise ChoiceError(f"unknown cluster {name!r}")
+        raise ChoiceError(f"unknown cluster {name!r}", "cluster_queue")
 
     def choice_from_values(self, values: Mapping[str, str]) -> Choice:
         """Validate string values (form fields, preset data) into a Choice."""
         unknown = set(values) - FORM_KEYS
         if unknown:
-            raise ChoiceError(f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise ChoiceError(f"unknown field(s): {', '.join(sorted(unknown))}", "profile")
         cluster = self.cluster(values.get("cluster", ""))
         queue = cluster.queue(values.get("queue", ""))
         numbers: dict[str, int] = {}
@@ -269,12 +280,15 @@ class Catalog:
             if raw == "":
                 numbers[key] = limit.default
                 continue
+            if key == "walltime_min":
+                numbers[key] = limit.check(parse_walltime(raw), key)
+                continue
             if not INT_RE.match(raw):
-                raise ChoiceError(f"{key} must be a whole number, got {raw!r}")
+                raise ChoiceError(f"{key} must be a whole number, got {raw!r}", key)
             numbers[key] = limit.check(int(raw), key)
         account = values.get("account", "")
         if account and account not in cluster.accounts:
-            raise ChoiceError(f"unknown account {account!r} on cluster {cluster.name!r}")
+            raise ChoiceError(f"unknown account {account!r} on cluster {cluster.name!r}", "account")
         if not account and cluster.accounts:
             account = cluster.accounts[0]
         return Choice(cluster.name, queue.name, numbers["cores"], numbers["memory_gb"],
@@ -289,9 +303,9 @@ class Catalog:
         values: dict[str, str] = {}
         for key, items in form.items():
             if key not in FORM_FIELDS:
-                raise ChoiceError(f"unknown field {key!r}")
+                raise ChoiceError(f"unknown field {key!r}", "profile")
             if len(items) != 1 or not isinstance(items[0], str):
-                raise ChoiceError(f"field {key!r} must be given once")
+                raise ChoiceError(f"field {key!r} must be given once", key)
             values[key] = items[0].strip()
         profile = values.get("profile", "")
         if profile != CUSTOM_KEY:
@@ -300,7 +314,9 @@ class Catalog:
             cluster, _, queue = values.get("cluster_queue", "").partition("/")
             options = {"profile": CUSTOM_KEY, "cluster": cluster, "queue": queue}
             options.update({k: values[k] for k in ("account", *RESOURCES) if values.get(k)})
-        self.choice_from_options(options)
+        choice = self.choice_from_options(options)
+        if choice is not None and "walltime_min" in options:
+            options["walltime_min"] = str(choice.walltime_min)  # h:mm from the form, kept as minutes
         return options
 
     def choice_from_options(self, options: Mapping[str, Any]) -> Choice | None:
@@ -308,25 +324,46 @@ class Catalog:
         values: dict[str, str] = {}
         for key, value in options.items():
             if key not in FORM_KEYS:
-                raise ChoiceError(f"unknown option {key!r}")
+                raise ChoiceError(f"unknown option {key!r}", "profile")
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise ChoiceError(f"option {key!r} must be a string or an integer")
+                raise ChoiceError(f"option {key!r} must be a string or an integer", _form_field(key))
             values[key] = str(value)
         profile = values.pop("profile", CUSTOM_KEY if "cluster" in values else "")
         if profile == LOCAL_KEY:
             if values:
-                raise ChoiceError("the local profile takes no other options")
+                raise ChoiceError("the local profile takes no other options", "profile")
             return None
         if profile == CUSTOM_KEY:
             if not self.custom_enabled:
-                raise ChoiceError("custom requests are disabled; pick a preset")
+                raise ChoiceError("custom requests are disabled; pick a preset", "profile")
             return self.choice_from_values(values)
         for preset in self.presets:
             if preset.key == profile:
                 if values:
-                    raise ChoiceError(f"preset {profile!r} takes no other options")
+                    raise ChoiceError(f"preset {profile!r} takes no other options", "profile")
                 return preset.choice
-        raise ChoiceError(f"unknown profile {profile!r}")
+        raise ChoiceError(f"unknown profile {profile!r}", "profile")
+
+
+def _form_field(key: str) -> str:
+    """The spawn form's field of a user_options key."""
+    return "cluster_queue" if key in ("cluster", "queue") else key
+
+
+def parse_walltime(raw: str) -> int:
+    """Minutes of a walltime given as h:mm (the form) or as plain minutes (the REST API)."""
+    hmm = HMM_RE.match(raw)
+    if hmm:
+        return int(hmm.group(1)) * 60 + int(hmm.group(2))
+    if INT_RE.match(raw):
+        return int(raw)
+    raise ChoiceError(f"walltime_min must be h:mm or whole minutes, got {raw!r}", "walltime_min")
+
+
+def format_walltime(minutes: int) -> str:
+    """h:mm of a number of minutes (the form's spelling)."""
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}:{rest:02d}"
 
 
 def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:

@@ -12,6 +12,9 @@ a job's token posts. Here:
   guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
   shell-quoted), and its traits come only from the admin's data and the
   checked choice - it never sees the raw ``user_options``;
+* the spawn page (the hub's page template spawn.html of this role) gets its
+  data from :func:`hpcgw_form.page_data` (built in ``get_options_form``:
+  limits per queue, free nodes, the last choice, a refused field);
 * a batch job's state (its id) is saved as soon as it is submitted, so a
   hub restarted during the spawn finds the job (and cancels it) instead of
   leaving an orphan;
@@ -37,7 +40,8 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 import hpcgw_audit
-from hpcgw_form import form_html
+import hpcgw_sched
+from hpcgw_form import page_data
 import hpcgw_spawnlog
 from hpcgw_metrics import LOCAL, METRICS
 from hpcgw_profiles import Catalog, Choice, ChoiceError, child_config, describe
@@ -59,6 +63,16 @@ SCHEDULER_CLASSES = {
 }
 
 
+class EstimateSettings:
+    """The start-estimate API's settings (the hub's config snippet sets them)."""
+
+    clusters: frozenset[str] = frozenset()  # clusters whose start estimate the hub may ask for
+    sbatch: str = "/usr/bin/sbatch"
+
+
+ESTIMATE = EstimateSettings()
+
+
 class GatewaySpawner(ProfilesSpawner):
     """Profiles from the cluster catalog, each choice checked server-side."""
 
@@ -76,6 +90,10 @@ class GatewaySpawner(ProfilesSpawner):
 
     _catalog: Catalog | None = None
     _raw: dict[str, Any] | None = None
+    # The spawn page's data (hpcgw_form.page_data), built by get_options_form
+    # for the page template spawn.html; a refused form's error and values.
+    hpcgw_page: dict[str, Any] | None = None
+    _form_refusal: tuple[ChoiceError, dict[str, str]] | None = None
 
     def _load(self) -> tuple[Catalog, dict[str, Any]]:
         if self._catalog is None or self._raw is None:
@@ -86,8 +104,26 @@ class GatewaySpawner(ProfilesSpawner):
         return self._catalog, self._raw
 
     def _options_form_default(self) -> str:
+        # Not empty, so that the hub shows its spawn page; the form itself is
+        # the page template spawn.html of role spawn_profiles.
+        return ("<p>The spawn form is the hub page template spawn.html of role spawn_profiles, "
+                "which is not in the hub's template path.</p>")
+
+    async def get_options_form(self) -> str:
+        """Build the page's data (free nodes: shared, cached), then the hub renders spawn.html."""
         catalog, _ = self._load()
-        return form_html(catalog, self.local_title or None)
+        free: dict[str, dict[str, hpcgw_sched.Free]] = {}
+        for cluster in catalog.clusters:
+            free[cluster.name], _age = await hpcgw_sched.availability(cluster.name)
+        refusal, self._form_refusal = self._form_refusal, None
+        base = getattr(getattr(self, "hub", None), "base_url", "/hub/")
+        estimate_url = f"{base}api/users/{self.user.escaped_name}/hpcgw-estimate" if ESTIMATE.clusters else ""
+        self.hpcgw_page = page_data(
+            catalog, self.local_title or None,
+            last_options=None if refusal else (self.orm_spawner.user_options if self.orm_spawner else None),
+            submitted=refusal[1] if refusal else None, error=refusal[0] if refusal else None,
+            free=free, estimate_clusters=ESTIMATE.clusters, estimate_url=estimate_url)
+        return await super().get_options_form()
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         catalog, _ = self._load()
@@ -95,6 +131,9 @@ class GatewaySpawner(ProfilesSpawner):
             options = catalog.options_from_form(formdata)
         except ChoiceError as exc:
             self._refused("spawn form", str(exc))
+            # The page shown again (get_options_form) puts the message beside its field.
+            self._form_refusal = (exc, {k: v[0] for k, v in formdata.items()
+                                        if isinstance(v, list) and len(v) == 1 and isinstance(v[0], str)})
             raise ValueError(f"Request refused: {exc}") from exc
         if options.get("profile") == "local" and not self.local_title:
             self._refused("spawn form", "the local profile is disabled")

@@ -155,6 +155,14 @@ def spawn_profiles_metric_queues(clusters: list[dict[str, Any]], local_enabled: 
     return [list(pair) for pair in sorted(pairs)]
 
 
+def spawn_profiles_estimate_clusters(clusters: list[dict[str, Any]]) -> list[str]:
+    """Names of the clusters whose start estimate the spawn form shows: SLURM
+    submitted from the gateway, where the hub's sudo rule runs any sbatch
+    (sbatch --test-only); an SSH cluster's rule pins sbatch --parsable."""
+    return [str(c.get("name")) for c in clusters
+            if c.get("scheduler") == "slurm" and c.get("submit", "local") == "local"]
+
+
 class FilterModule:
     """spawn_profiles filters."""
 
@@ -164,4 +172,5 @@ class FilterModule:
                 "spawn_profiles_catalog": spawn_profiles_catalog,
                 "spawn_profiles_limit_errors": spawn_profiles_limit_errors,
                 "spawn_profiles_shared_status": spawn_profiles_shared_status,
-                "spawn_profiles_metric_queues": spawn_profiles_metric_queues}
+                "spawn_profiles_metric_queues": spawn_profiles_metric_queues,
+                "spawn_profiles_estimate_clusters": spawn_profiles_estimate_clusters}
