@@ -108,9 +108,11 @@ class GatewaySlurmSpawner(GatewayBatchMixin, SlurmSpawner):
 
     job_scheduler = "slurm"
     # -t all: an ended job still shows its final state (TIMEOUT, NODE_FAIL,
-    # ...) for MinJobAge, so the user is told why the server ended. Role
-    # jupyterhub's sudo rule for SSH clusters pins this exact command.
-    batch_query_cmd = Unicode("squeue -h -j {job_id} -t all -o '%T %B'").tag(config=True)
+    # ...) for MinJobAge, so the user is told why the server ended. %S and
+    # %r: the start estimate and pending reason of the progress page
+    # (hpcgw_status.parse_user_status). Role jupyterhub's sudo rule for SSH
+    # clusters pins this exact command.
+    batch_query_cmd = Unicode("squeue -h -j {job_id} -t all -o '%T|%B|%S|%r'").tag(config=True)
 
 
 class GatewayTorqueSpawner(GatewayBatchMixin, TorqueSpawner):
