@@ -9,6 +9,8 @@ the cluster catalog.
 
 from __future__ import annotations
 
+from typing import AsyncIterator
+
 from batchspawner.batchspawner import (
     CondorSpawner,
     GridengineSpawner,
@@ -25,6 +27,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any, Bool, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
+from hpcgw_progress import JobView, follow, job_view
 from hpcgw_startup import WatchedStart, failure_html
 
 
@@ -67,6 +70,9 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     hpcgw_job_check_interval = Float(
         2.0, help="Seconds between scheduler checks while a running job's server starts.",
     )
+    hpcgw_progress_interval = Float(
+        1.0, help="Seconds between looks at the job's last known state for the progress page.",
+    )
     # What the job's EXIT trap reported (hpcgw_callback_core.JobReport), set by the callback handler.
     hpcgw_job_report = Any(None, allow_none=True)
     # From the submit until the server answers; saved with the job id (WatchedStart.poll).
@@ -101,6 +107,17 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
 
     def hpcgw_failure(self, message: str) -> Exception:
         return JobEnded(message)
+
+    def hpcgw_job_view(self) -> JobView:
+        """The job as the progress page shows it, from the last status answer."""
+        return job_view(self.hpcgw_cluster_title, str(getattr(self, "req_queue", "") or ""), self.job_id,
+                        self.job_status, self.hpcgw_job_reason, self.hpcgw_job_start)
+
+    async def progress(self) -> AsyncIterator[dict[str, object]]:  # type: ignore[override]
+        """Job id, state, pending reason, start estimate and node, each time they
+        change (hpcgw_progress; no scheduler command of its own)."""
+        async for event in follow(self.hpcgw_job_view, self.hpcgw_progress_interval):
+            yield event
 
 
 class GatewaySlurmSpawner(GatewayBatchMixin, SlurmSpawner):

@@ -23,6 +23,7 @@ The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 from hpcgw_form import form_html
+from hpcgw_progress import event
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
 
 SCHEDULER_CLASSES = {
@@ -140,6 +142,13 @@ class GatewaySpawner(ProfilesSpawner):
         if self.orm_spawner is not None:
             self.orm_spawner.state = self.get_state()
             self.db.commit()
+
+    def hpcgw_page_data(self) -> dict[str, Any]:
+        """The job's data for the progress page (spawn_pending.html renders it
+        as JSON; later changes come with the progress events); {} for a
+        server that is no batch job."""
+        view = getattr(self.child_spawner, "hpcgw_job_view", None)
+        return dict(event(view(), datetime.now())["hpcgw"]) if callable(view) else {}
 
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows
