@@ -552,3 +552,18 @@ def test_the_shared_answer_carries_reason_and_estimate_to_the_spawner(shared: Fa
     spawner = Spawner("c1")
     assert run(spawner.query_job_status()) is Status.PENDING
     assert (spawner.job_status, spawner.hpcgw_job_reason, spawner.hpcgw_job_start) == ("PENDING n/a", "Priority", "")
+
+
+def test_the_ssh_sudo_rule_allows_the_slurm_status_query_the_spawner_sends() -> None:
+    """The per-user query (hpcgw_batch) and the SSH clusters' sudo rule
+    (vars/main.yml) change together: the rule's regex matches the command."""
+    import yaml
+
+    role = Path(__file__).resolve().parents[2] / "roles" / "spawn_profiles"
+    source = (role / "files" / "hpcgw_batch.py").read_text(encoding="utf-8")
+    query = re.search(r'batch_query_cmd = Unicode\("([^"]+)"\)', source)
+    assert query is not None and status.USER_FORMAT in query.group(1)
+    rules = yaml.safe_load((role / "vars" / "main.yml").read_text(encoding="utf-8"))["__spawn_profiles_commands"]
+    (rule,) = [r for r in rules["slurm"]["ssh"] if r.startswith("squeue")]
+    assert re.fullmatch(rule, query.group(1).format(job_id="4711"))
+    assert not re.fullmatch(rule, query.group(1).format(job_id="4711") + " $(id)")
