@@ -23,7 +23,6 @@ The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
 from hpcgw_form import form_html
-from hpcgw_progress import event
 from hpcgw_profiles import Catalog, ChoiceError, child_config, describe
 
 SCHEDULER_CLASSES = {
@@ -147,6 +145,10 @@ class GatewaySpawner(ProfilesSpawner):
         """The job's data for the progress page (spawn_pending.html renders it
         as JSON; later changes come with the progress events); {} for a
         server that is no batch job."""
+        from datetime import datetime  # noqa: PLC0415  (here: the module's imports are shared with the form's code)
+
+        from hpcgw_progress import event  # noqa: PLC0415
+
         view = getattr(self.child_spawner, "hpcgw_job_view", None)
         return dict(event(view(), datetime.now())["hpcgw"]) if callable(view) else {}
 
