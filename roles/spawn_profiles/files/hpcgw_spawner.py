@@ -145,9 +145,9 @@ class GatewaySpawner(ProfilesSpawner):
         """The job's data for the progress page (spawn_pending.html renders it
         as JSON; later changes come with the progress events); {} for a
         server that is no batch job."""
-        from datetime import datetime  # noqa: PLC0415  (here: the module's imports are shared with the form's code)
+        from datetime import datetime
 
-        from hpcgw_progress import event  # noqa: PLC0415
+        from hpcgw_progress import event
 
         view = getattr(self.child_spawner, "hpcgw_job_view", None)
         return dict(event(view(), datetime.now())["hpcgw"]) if callable(view) else {}
