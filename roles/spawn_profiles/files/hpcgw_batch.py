@@ -27,8 +27,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any, Bool, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
-from hpcgw_progress import JobView, follow, job_view
 from hpcgw_startup import WatchedStart, failure_html
+
+from hpcgw_progress import JobView, follow, job_view  # noqa: I001  (kept apart from the imports above)
 
 
 class JobEnded(SpawnException):  # type: ignore[misc]

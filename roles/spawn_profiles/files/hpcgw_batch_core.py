@@ -20,6 +20,11 @@ Here instead:
   (:func:`command_line`);
 * the batch script sees the spawner's ``req_*`` values and the server
   command only, never ``user_options`` (:func:`template_vars`);
+* a SLURM job's pending reason and start estimate (the shared answer's,
+  or the per-user query's ``-o '%T|%B|%S|%r'``) are kept beside
+  ``job_status`` (``hpcgw_job_reason``, ``hpcgw_job_start``) for the
+  progress page; ``job_status`` stays ``"STATE HOST"``, which
+  batchspawner's patterns read;
 * a status query that fails is "job gone" only when the scheduler says the
   job does not exist; any other failure (controller unreachable, an SSH
   error, a timeout: batchspawner#315) is UNKNOWN, so a server is neither
@@ -30,12 +35,7 @@ Here instead:
   poller's one query for all the cluster's jobs (:mod:`hpcgw_status`), with
   the same verdicts: listed (classified as batchspawner does), gone, or
   unknown (kept). Every scheduler command is counted
-  (:data:`hpcgw_status.COUNTER`);
-* a SLURM job's pending reason and start estimate (the shared answer's,
-  or the per-user query's ``-o '%T|%B|%S|%r'``) are kept beside
-  ``job_status`` (``hpcgw_job_reason``, ``hpcgw_job_start``) for the
-  progress page; ``job_status`` stays ``"STATE HOST"``, which
-  batchspawner's patterns read.
+  (:data:`hpcgw_status.COUNTER`).
 """
 
 from __future__ import annotations
@@ -294,7 +294,6 @@ class GuardedBatchCommands:
             self.log.warning("Status of job %s unknown for now (kept): %s", job_id, exc)
             self.job_status = ""
             return states.UNKNOWN
-        self._read_user_status()
         return self._classified()
 
     def _read_user_status(self) -> None:
@@ -316,12 +315,13 @@ class GuardedBatchCommands:
             self.log.warning("Status of job %s unknown for now (kept): %s", job_id, answer.text)
             self.job_status = ""
             return self.job_states.UNKNOWN
-        self.job_status = answer.text  # "STATE HOST" as batchspawner's patterns read it; "" when gone
+        self.job_status = answer.text  # "STATE HOST" as the per-user query prints it; "" when gone
         self.hpcgw_job_reason, self.hpcgw_job_start = answer.reason, answer.start
         return self._classified()
 
     def _classified(self) -> Any:
         """batchspawner's verdict on ``job_status`` (its state_* patterns)."""
+        self._read_user_status()
         states = self.job_states
         if self.state_isrunning():
             return states.RUNNING
