@@ -28,8 +28,7 @@ from traitlets import Any, Bool, Float, HasTraits, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
 from hpcgw_startup import WatchedStart, failure_html
-
-from hpcgw_progress import JobView, follow, job_view  # noqa: I001  (kept apart from the imports above)
+from hpcgw_progress import JobView, follow, job_view
 
 
 class JobEnded(SpawnException):  # type: ignore[misc]
