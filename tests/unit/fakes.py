@@ -40,8 +40,18 @@ class Clock:
         return self.now
 
 
+def squeue_line(job_id: str, listing: str) -> str:
+    """The shared query's line (``%i|%T|%B|%S|%r``) for ``"STATE HOST"``, or
+    ``"STATE HOST|START|REASON"`` (SLURM prints N/A and None when it has neither)."""
+    head, _, rest = listing.partition("|")
+    state, _, host = head.partition(" ")
+    start, _, reason = rest.partition("|")
+    return "|".join((job_id, state, host, start or "N/A", reason or "None"))
+
+
 class FakeSqueue:
-    """squeue as the hub account sees it: ``jobs`` maps id -> "STATE HOST".
+    """squeue as the hub account sees it: ``jobs`` maps id -> "STATE HOST"
+    (or "STATE HOST|START|REASON", see :func:`squeue_line`).
 
     ``gate`` (an Event) holds every call until set; ``fail`` makes the call
     exit 1 with that stderr; ``raises`` makes it raise; ``extra`` lines are
@@ -66,7 +76,7 @@ class FakeSqueue:
         ids = argv[argv.index("-j") + 1].split(",")
         if len(ids) == 1 and ids[0] not in self.jobs:
             return 1, "", "slurm_load_jobs error: Invalid job id specified\n"
-        lines = [f"{i} {self.jobs[i]}" for i in ids if i in self.jobs] + self.extra
+        lines = [squeue_line(i, self.jobs[i]) for i in ids if i in self.jobs] + self.extra
         return 0, "\n".join(lines) + "\n", ""
 
     def ids(self, call: int = -1) -> list[str]:

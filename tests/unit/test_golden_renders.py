@@ -219,7 +219,7 @@ def test_demo_sudo_rules_allow_exactly_the_local_profile_and_the_clusters(render
         "/usr/bin/scontrol ^show job [0-9]+$",
         "/usr/bin/scancel ^[0-9]+$",
         "/usr/bin/ssh ^-F /etc/ssh/hpcgw_submit_config hpcgw-ctl "
-        "(sbatch --parsable|squeue -h -j [0-9]+ -t all -o '%T %B'|scancel [0-9]+)$",
+        "(sbatch --parsable|squeue -h -j [0-9]+ -t all -o '%T[|]%B[|]%S[|]%r'|scancel [0-9]+)$",
     ])
     assert 'Defaults!HPCGW_BATCH env_keep += "JUPYTERHUB_* JPY_API_TOKEN"' in sudoers
     assert sudoers.rstrip().endswith("jupyterhub ALL=(HPCGW_USERS) NOPASSWD: HPCGW_LOCAL, HPCGW_BATCH")

@@ -102,7 +102,7 @@ def test_the_argv_is_squeue_as_the_hub_without_sudo() -> None:
     poller, fake, _ = make({"4711": "RUNNING n1", "4712": "PENDING n/a"})
     run(poller.status("4711"))
     run(poller.status("4712"))  # 4712 was not covered: a second query covers both
-    assert fake.calls[0] == [SQUEUE, "-h", "-a", "-t", "all", "-o", "%i %T %B", "-j", "4711"]
+    assert fake.calls[0] == [SQUEUE, "-h", "-a", "-t", "all", "-o", "%i|%T|%B|%S|%r", "-j", "4711"]
     assert fake.calls[1][-1] == "4711,4712"
     assert not any("sudo" in word for call in fake.calls for word in call)
 
@@ -231,12 +231,13 @@ def test_one_failing_chunk_leaves_the_others_answered() -> None:
 
 
 HOSTILE_LINES = [
-    "$(id) RUNNING n1",
-    "4711;id RUNNING n1",
-    "9999 RUNNING n9",  # a job nobody asked about
+    "$(id)|RUNNING|n1|N/A|None",
+    "4711;id|RUNNING|n1|N/A|None",
+    "9999|RUNNING|n9|N/A|None",  # a job nobody asked about
     "",
     "garbage",
-    "\x1b[31m RUNNING",
+    "\x1b[31m|RUNNING",
+    "4711 RUNNING n1",  # the old format's line: no id of this format
 ]
 
 
@@ -247,9 +248,11 @@ def test_hostile_or_foreign_lines_are_ignored() -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "4711 running n1",  # not SLURM's state format
-    "4711 RUNNING n1 $(id)",  # a field too many
-    "4711 RUNNING n1;id",
+    "4711|running|n1|N/A|None",  # not SLURM's state format
+    "4711|RUNNING|n1|N/A|None|$(id)",  # a field too many
+    "4711|RUNNING|n1|N/A",  # a field too few
+    "4711|RUNNING|n1;id|N/A|None",
+    " 4711|RUNNING|n1|N/A|None",
 ])
 def test_a_malformed_line_of_an_asked_job_is_unknown_not_gone(line: str) -> None:
     poller, fake, _ = make({})
@@ -265,14 +268,51 @@ def test_a_malformed_line_of_an_asked_job_is_unknown_not_gone(line: str) -> None
 
 def test_a_job_listed_twice_is_unknown() -> None:
     poller, fake, _ = make({"4711": "RUNNING n1"})
-    fake.extra = ["4711 COMPLETED n1"]
+    fake.extra = ["4711|COMPLETED|n1|N/A|None"]
     assert run(poller.status("4711")).kind == "unknown"
 
 
 def test_parse_listing_keeps_state_and_host_as_the_per_user_query_prints_them() -> None:
-    out = "4711 RUNNING n1\n4712 PENDING\n4713 CONFIGURING n[1-2]\n"
-    assert status.parse_listing(out, {"4711", "4712", "4713"}) == {
+    out = "4711|RUNNING|n1|2026-05-04T10:00:00|None\n4712|PENDING||N/A|None\n4713|CONFIGURING|n[1-2]|N/A|None\n"
+    listed = status.parse_listing(out, {"4711", "4712", "4713"})
+    assert {j: a.text for j, a in listed.items() if a} == {
         "4711": "RUNNING n1", "4712": "PENDING", "4713": "CONFIGURING n[1-2]"}
+
+
+@pytest.mark.parametrize(("line", "start", "reason"), [
+    ("PENDING|n/a|2026-05-04T10:30:00|Resources", "2026-05-04T10:30:00", "Resources"),
+    ("PENDING|n/a|N/A|Priority", "", "Priority"),
+    ("PENDING|n/a|Unknown|QOSMaxCpuPerUserLimit", "", "QOSMaxCpuPerUserLimit"),
+    ("PENDING|n/a|N/A|ReqNodeNotAvail, UnavailableNodes:n[1-2]", "", "ReqNodeNotAvail, UnavailableNodes:n[1-2]"),
+    ("PENDING|n/a|N/A|Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority "
+     "partitions", "", "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority partitions"),
+    ("RUNNING|n1|2026-05-04T10:00:00|None", "2026-05-04T10:00:00", ""),
+    # shown on a page, never raw: dropped when outside SLURM's formats; the state still decides
+    ("PENDING|n/a|tomorrow|<script>alert(1)</script>", "", ""),
+    ("PENDING|n/a|05/04-10:00|Resources$(id)", "", ""),
+    ("PENDING|n/a|N/A|" + "R" * 201, "", ""),
+])
+def test_the_start_estimate_and_the_reason_are_kept_when_well_formed(line: str, start: str, reason: str) -> None:
+    answer = status.parse_listing(f"4711|{line}\n", {"4711"})["4711"]
+    assert answer is not None and answer.kind == "listed"
+    assert (answer.text.split()[0], answer.start, answer.reason) == (line.split("|")[0], start, reason)
+    assert status.parse_user_status(line + "\n") == answer
+
+
+def test_the_shared_poller_answers_with_reason_and_estimate() -> None:
+    poller, _, _ = make({"4711": "PENDING n/a|2026-05-04T10:30:00|Resources"})
+    assert run(poller.status("4711")) == status.Answer("listed", "PENDING n/a", "2026-05-04T10:30:00", "Resources")
+
+
+@pytest.mark.parametrize("output", [
+    "PENDING n/a",  # a site's own batch_query_cmd in the old format
+    "",
+    "PENDING|n/a|N/A",  # a field too few
+    "pending|n/a|N/A|None",
+    "RUNNING|n1 $(id)|N/A|None",
+])
+def test_the_per_user_answer_outside_the_format_is_not_parsed(output: str) -> None:
+    assert status.parse_user_status(output) is None
 
 
 @pytest.mark.parametrize("job_id", ["1;id", "$(id)", "", "4711 ", "4711.server", "1" * 21])
@@ -310,7 +350,10 @@ def test_jobs_nobody_asks_about_leave_the_query() -> None:
 def test_the_environment_loses_squeue_filters() -> None:
     env = {"PATH": "/usr/bin", "SLURM_CONF": "/etc/slurm/slurm.conf", "SQUEUE_USERS": "hub",
            "SQUEUE_STATES": "R", "SLURM_CLUSTERS": "other"}
-    assert status.query_env(env) == {"PATH": "/usr/bin", "SLURM_CONF": "/etc/slurm/slurm.conf"}
+    assert status.query_env(env) == {"PATH": "/usr/bin", "SLURM_CONF": "/etc/slurm/slurm.conf",
+                                     "SLURM_TIME_FORMAT": "standard"}
+    # a site's own time format would make every start estimate unreadable
+    assert status.query_env({"SLURM_TIME_FORMAT": "%d.%m %H:%M"})["SLURM_TIME_FORMAT"] == "standard"
 
 
 def test_run_exec_runs_without_a_shell_and_times_out() -> None:
@@ -481,3 +524,46 @@ def test_a_stop_during_a_shared_query_cancels_the_caller_only(shared: FakeSqueue
 
     was_cancelled, verdict = run(main())
     assert was_cancelled and verdict is Status.RUNNING and len(shared.calls) == 1
+
+
+class UserFormatSpawner(Spawner):
+    """The gateway's per-user query (-o '%T|%B|%S|%r') and what SLURM answers."""
+
+    batch_query_cmd = "squeue -h -j {job_id} -t all -o '%T|%B|%S|%r'"
+    answer = "PENDING|n/a|2026-05-04T10:30:00|QOSMaxCpuPerUserLimit"
+
+    async def run_command(self, cmd: str, input: Optional[str] = None, env: Any = None) -> str:
+        self.commands.append(cmd)
+        return self.answer + "\n"
+
+
+def test_the_per_user_query_keeps_reason_and_estimate_beside_the_state() -> None:
+    spawner = UserFormatSpawner("c2")
+    assert run(spawner.query_job_status()) is Status.PENDING
+    assert spawner.job_status == "PENDING n/a"  # what batchspawner's patterns read
+    assert (spawner.hpcgw_job_reason, spawner.hpcgw_job_start) == ("QOSMaxCpuPerUserLimit", "2026-05-04T10:30:00")
+    spawner.answer = "RUNNING|n1|2026-05-04T10:31:00|None"
+    assert run(spawner.query_job_status()) is Status.RUNNING
+    assert (spawner.job_status, spawner.hpcgw_job_reason) == ("RUNNING n1", "")
+
+
+def test_the_shared_answer_carries_reason_and_estimate_to_the_spawner(shared: FakeSqueue) -> None:
+    shared.jobs = {"4711": "PENDING n/a|N/A|Priority"}
+    spawner = Spawner("c1")
+    assert run(spawner.query_job_status()) is Status.PENDING
+    assert (spawner.job_status, spawner.hpcgw_job_reason, spawner.hpcgw_job_start) == ("PENDING n/a", "Priority", "")
+
+
+def test_the_ssh_sudo_rule_allows_the_slurm_status_query_the_spawner_sends() -> None:
+    """The per-user query (hpcgw_batch) and the SSH clusters' sudo rule
+    (vars/main.yml) change together: the rule's regex matches the command."""
+    import yaml
+
+    role = Path(__file__).resolve().parents[2] / "roles" / "spawn_profiles"
+    source = (role / "files" / "hpcgw_batch.py").read_text(encoding="utf-8")
+    query = re.search(r'batch_query_cmd = Unicode\("([^"]+)"\)', source)
+    assert query is not None and status.USER_FORMAT in query.group(1)
+    rules = yaml.safe_load((role / "vars" / "main.yml").read_text(encoding="utf-8"))["__spawn_profiles_commands"]
+    (rule,) = [r for r in rules["slurm"]["ssh"] if r.startswith("squeue")]
+    assert re.fullmatch(rule, query.group(1).format(job_id="4711"))
+    assert not re.fullmatch(rule, query.group(1).format(job_id="4711") + " $(id)")

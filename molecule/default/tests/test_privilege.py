@@ -30,7 +30,7 @@ ALLOWED_COMMANDS = [
     ["/usr/bin/scontrol", "show", "job", "12"],
     ["/usr/bin/scancel", "12"],
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "sbatch --parsable"],
-    ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "squeue -h -j 12 -t all -o '%T %B'"],
+    ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "squeue -h -j 12 -t all -o '%T|%B|%S|%r'"],
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "scancel 12"],
 ]
 
@@ -88,7 +88,8 @@ def test_the_hub_cannot_become_any_account_outside_the_group(gateway: Host) -> N
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "id"],
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "scancel 12; id"],
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "scancel 12", "; id"],
-    ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "squeue -h -j 12 -t all -o '%T %B' $(id)"],
+    ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "squeue -h -j 12 -t all -o '%T|%B|%S|%r' $(id)"],
+    ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "squeue -h -j 12 -t all -o '%T|%B|%S|%r|%u'"],  # [|] is one pipe
     ["/usr/bin/ssh", "-F", SSH_CONFIG, "hpcgw-c1", "scancel 12"],
     ["/usr/bin/ssh", "-F", SSH_CONFIG, LOGIN, "sbatch --parsable --wrap=id"],
 ])

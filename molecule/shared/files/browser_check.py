@@ -18,6 +18,25 @@ Talks only to the gateway named by --url. Steps, in order:
   hostname   the output names an expected compute node
   stop       "Stop My Server" on the hub home page, until the hub shows it stopped
 
+Other scenarios (--scenario), each from the login on, for the states of
+the spawn form and the progress page (issue 17); every page they visit is
+checked with axe-core (--axe: its axe.min.js, injected into the page), the
+violations kept in the JSON line ("axe": page -> [{id, impact, nodes}]):
+
+  form      the form with the preset (form-preset.png), the custom request
+            with its limits (form-custom.png: min/max/value of each input),
+            the form at 360x740 (form-360.png: horizontal overflow, the Start
+            button inside the page's width), then by keyboard alone (Tab to
+            the profile select, arrow keys to the preset, Tab to Start,
+            Enter): the progress page while the job runs and its server
+            starts (progress-running.png, node shown), JupyterLab, and stop
+  pending   submit the preset while the cluster is full: the progress page
+            with the job's state and pending reason (progress-pending.png),
+            then Cancel by keyboard (focus, Enter) until the page says the
+            start is cancelled (progress-cancelled.png)
+  failed    submit the preset whose server fails: the progress page with the
+            job's output and what to try (progress-failed.png)
+
 Prints one JSON line on stdout. On failure: exit status 1, the failing step
 on stderr and in the JSON line, a screenshot and the page source
 (failure-<step>.png/.html) in --screenshots.
@@ -43,6 +62,7 @@ from selenium.common.exceptions import (
     WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -69,6 +89,20 @@ CELL_OUTPUT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell 
 KERNEL_STATUS = (By.CSS_SELECTOR, ".jp-StatusBar-Item .jp-StatusBar-TextItem[title^='Change kernel']")
 STOP_BUTTON = (By.ID, "stop")
 START_BUTTON = (By.ID, "start")
+# The gateway's progress page (role spawn_profiles, spawn_pending.html).
+JOB_STATE = (By.ID, "hpcgw-state")
+JOB_ID = (By.ID, "hpcgw-job-id")
+JOB_NODE = (By.ID, "hpcgw-node")
+JOB_REASON = (By.ID, "hpcgw-reason")
+JOB_REASON_TEXT = (By.ID, "hpcgw-reason-text")
+JOB_START = (By.ID, "hpcgw-start")
+CANCEL_BUTTON = (By.ID, "hpcgw-cancel")
+CANCELLED = (By.ID, "hpcgw-cancelled")
+FAILURE = (By.ID, "hpcgw-failure")
+CUSTOM = "custom"
+# The custom request's number inputs (role spawn_profiles' form: hpcgw-<field>).
+LIMIT_INPUTS = ("hpcgw-cores", "hpcgw-memory_gb", "hpcgw-walltime_min", "hpcgw-gpus")
+SERIOUS = ("serious", "critical")
 
 
 class StepFailed(Exception):
@@ -86,6 +120,7 @@ class Run:
     timeout: float
     step: str = "start"
     result: dict[str, Any] = field(default_factory=dict)
+    axe: str = ""  # axe-core's source, injected into each page checked
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -122,6 +157,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each wait")
     parser.add_argument("--expect-hosts", default="hpcgw-c1,hpcgw-c2",
                         help="comma-separated host names the cell may print (the compute nodes)")
+    parser.add_argument("--scenario", default="lab", choices=("lab", "form", "pending", "failed"))
+    parser.add_argument("--axe", default="", help="axe-core's axe.min.js: check every page the scenario visits")
     return parser.parse_args(argv)
 
 
@@ -383,6 +420,209 @@ def check(run: Run, args: argparse.Namespace) -> None:
     run.screenshot("stopped.png")
 
 
+# --- the states of the form and the progress page (issue 17) ---------------
+
+AXE_RUN = """
+var done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"]}).then(function(r) {
+  done(r.violations.map(function(v) {
+    return {id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map(function(n) { return n.target.join(" "); })};
+  }));
+}).catch(function(e) { done("axe failed: " + e); });
+"""
+
+
+def axe_check(run: Run, page: str) -> list[dict[str, Any]]:
+    """axe-core's violations on the current page, kept in the result under ``page``."""
+    if not run.axe:
+        return []
+    run.driver.set_script_timeout(60)
+    run.driver.execute_script(run.axe)
+    violations = run.driver.execute_async_script(AXE_RUN)
+    if isinstance(violations, str):
+        raise StepFailed(f"{page}: {violations}")
+    run.result.setdefault("axe", {})[page] = violations
+    return violations
+
+
+def _value(run: Run, locator: tuple[str, str]) -> str:
+    found = run.driver.find_elements(*locator)
+    return " ".join(found[0].text.split()) if found and found[0].is_displayed() else ""
+
+
+def job_fields(run: Run) -> dict[str, str]:
+    """What the progress page shows about the batch job (empty: not shown)."""
+    fields = {"job_id": JOB_ID, "state": JOB_STATE, "node": JOB_NODE, "reason": JOB_REASON,
+              "reason_text": JOB_REASON_TEXT, "start": JOB_START}
+    return {name: _value(run, locator) for name, locator in fields.items()}
+
+
+def progress_page(run: Run) -> None:
+    run.wait(lambda d: "/spawn-pending/" in run.path() and d.execute_script(
+        "return window._jupyterhub_page_loaded === true && !!document.getElementById('hpcgw-job');"),
+        "the gateway's progress page (spawn_pending.html with the job's fields)")
+
+
+def _failed_message(run: Run) -> str:
+    return str(run.driver.execute_script(
+        "var m = document.getElementById('progress-message'); return m ? m.textContent : '';") or "")
+
+
+def wait_job(run: Run, want: Callable[[dict[str, str]], bool], what: str) -> dict[str, str]:
+    def seen(_: WebDriver) -> dict[str, str]:
+        if run.driver.find_elements(*FAILURE) and run.driver.find_element(*FAILURE).is_displayed():
+            raise StepFailed(f"the start failed while waiting for {what}: {_failed_message(run).strip()[:300]}")
+        fields = job_fields(run)
+        return fields if want(fields) else {}
+    return run.wait(seen, what)
+
+
+def form_states(run: Run, preset: str) -> None:
+    """The form with the preset, the custom request with its limits, at 360 px."""
+    run.step = "form-preset"
+    open_form(run)
+    choose(run, preset)
+    run.screenshot("form-preset.png")
+    axe_check(run, "form")
+    run.step = "form-custom"
+    choose(run, CUSTOM)
+    limits = {}
+    for name in LIMIT_INPUTS:
+        for element in run.driver.find_elements(By.ID, name):
+            if element.is_displayed():
+                limits[name] = {a: element.get_attribute(a) or "" for a in ("min", "max", "value")}
+    run.result["custom_limits"] = limits
+    run.screenshot("form-custom.png")
+    axe_check(run, "form-custom")
+    run.step = "form-360"
+    run.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        open_form(run)
+        choose(run, preset)
+        run.result["narrow"] = run.driver.execute_script("""
+            var b = document.querySelector('#spawn_form [type=submit]');
+            b.scrollIntoView({block: 'center'});
+            var r = b.getBoundingClientRect();
+            return {viewport: window.innerWidth, scroll_width: document.documentElement.scrollWidth,
+                    start_left: Math.round(r.left), start_right: Math.round(r.right),
+                    start_in_view: r.top >= 0 && r.bottom <= window.innerHeight && r.width > 0};""")
+        run.screenshot("form-360.png")
+        axe_check(run, "form-360")
+    finally:
+        run.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _active_id(run: Run) -> str:
+    return str(run.driver.execute_script(
+        "var a = document.activeElement; return a ? (a.id || a.tagName + ':' + (a.type || '')) : '';"))
+
+
+def keyboard_submit(run: Run, preset: str) -> list[str]:
+    """Tab to the profile select, arrow keys to the preset, Tab to Start, Enter: no mouse."""
+    open_form(run)
+    run.driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+    start = run.driver.find_element(*SPAWN_SUBMIT)
+    pressed: list[str] = []
+
+    def press(key: str, name: str) -> None:
+        ActionChains(run.driver).send_keys(key).perform()
+        pressed.append(name)
+
+    for _ in range(60):
+        press(Keys.TAB, "Tab")
+        if _active_id(run) == PROFILE_SELECT[1]:
+            break
+    else:
+        raise StepFailed(f"Tab never reached the profile select (keys: {len(pressed)})")
+    select = run.driver.find_element(*PROFILE_SELECT)
+    press(Keys.HOME, "Home")
+    for _ in range(20):
+        if select.get_attribute("value") == preset:
+            break
+        press(Keys.ARROW_DOWN, "ArrowDown")
+    if select.get_attribute("value") != preset:
+        raise StepFailed(f"the arrow keys did not reach preset {preset!r} in the profile select")
+    for _ in range(60):
+        if run.driver.switch_to.active_element == start:
+            break
+        press(Keys.TAB, "Tab")
+    else:
+        raise StepFailed("Tab never reached the Start button")
+    press(Keys.ENTER, "Enter")
+    return pressed
+
+
+def check_form(run: Run, args: argparse.Namespace) -> None:
+    run.step = "login"
+    login(run, args.password)
+    run.driver.get(run.url("/hub/login"))
+    run.wait(lambda d: d.execute_script("return document.readyState") == "complete", "the hub's login page")
+    run.result["login_page"] = run.path()
+    axe_check(run, "login")
+    run.driver.get(run.url("/hub/home"))
+    run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page")
+    axe_check(run, "home")
+    form_states(run, args.preset)
+    run.step = "keyboard"
+    run.result["keys"] = keyboard_submit(run, args.preset)
+    submitted = time.monotonic()
+    run.step = "running"
+    progress_page(run)
+    fields = wait_job(run, lambda f: bool(f["node"]) and "RUNNING" in f["state"],
+                      "the progress page to show the running job and its node")
+    run.result["running"] = fields
+    run.screenshot("progress-running.png")
+    axe_check(run, "progress-running")
+    run.step = "progress"
+    watch_progress(run, submitted)
+    run.step = "stop"
+    run.result["stop_s"] = stop_server(run)
+
+
+def submit_preset(run: Run, args: argparse.Namespace) -> None:
+    run.step = "login"
+    login(run, args.password)
+    run.step = "form"
+    open_form(run)
+    choose(run, args.preset)
+    submit(run)
+    run.step = "progress"
+    progress_page(run)
+
+
+def check_pending(run: Run, args: argparse.Namespace) -> None:
+    submit_preset(run, args)
+    run.step = "pending"
+    fields = wait_job(run, lambda f: "PENDING" in f["state"] and bool(f["reason"]) and bool(f["job_id"]),
+                      "the progress page to show the pending job and its reason")
+    run.result["pending"] = fields
+    run.screenshot("progress-pending.png")
+    axe_check(run, "progress-pending")
+    run.step = "cancel"
+    button = run.wait(EC.element_to_be_clickable(CANCEL_BUTTON), "the Cancel button to be enabled")
+    run.driver.execute_script("arguments[0].focus();", button)
+    if run.driver.switch_to.active_element != button:
+        raise StepFailed("the Cancel button does not take the keyboard focus")
+    ActionChains(run.driver).send_keys(Keys.ENTER).perform()
+    run.wait(EC.visibility_of_element_located(CANCELLED), "the page to say the start is cancelled")
+    run.result["cancelled"] = {"message": _failed_message(run).strip(), "focus": _active_id(run),
+                               "state": _value(run, JOB_STATE)}
+    run.screenshot("progress-cancelled.png")
+    axe_check(run, "progress-cancelled")
+
+
+def check_failed(run: Run, args: argparse.Namespace) -> None:
+    submit_preset(run, args)
+    run.step = "failed"
+    run.wait(EC.visibility_of_element_located(FAILURE), "the progress page to show the failure")
+    run.result["failed"] = {"text": run.driver.find_element(*FAILURE).text, "focus": _active_id(run),
+                            "message": _failed_message(run).strip(), **job_fields(run)}
+    run.screenshot("progress-failed.png")
+    axe_check(run, "progress-failed")
+
+
 def fail(run: Run, error: BaseException) -> None:
     # WebDriver errors carry chromedriver's native stack trace: keep the message only.
     message = str(error).split("\nStacktrace:")[0].strip()
@@ -407,9 +647,14 @@ def main(argv: list[str]) -> int:
         print(f"browser_check: step 'browser' failed: {exc}", file=sys.stderr)
         return 1
     run = Run(driver, args.url.rstrip("/"), args.user, args.screenshots, args.timeout,
-              result={"user": args.user, "preset": args.preset, "browser": driver.capabilities.get("browserVersion")})
+              result={"user": args.user, "preset": args.preset, "scenario": args.scenario,
+                      "browser": driver.capabilities.get("browserVersion")})
+    scenarios = {"lab": check, "form": check_form, "pending": check_pending, "failed": check_failed}
     try:
-        check(run, args)
+        if args.axe:
+            with open(args.axe, encoding="utf-8") as source:
+                run.axe = source.read()
+        scenarios[args.scenario](run, args)
         run.result["ok"] = True
     except (StepFailed, WebDriverException) as exc:
         fail(run, exc)

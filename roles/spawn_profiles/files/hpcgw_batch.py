@@ -9,6 +9,8 @@ the cluster catalog.
 
 from __future__ import annotations
 
+from typing import AsyncIterator
+
 from batchspawner.batchspawner import (
     CondorSpawner,
     GridengineSpawner,
@@ -27,6 +29,7 @@ from traitlets import Any, Bool, Float, HasTraits, Unicode
 from hpcgw_batch_core import GuardedBatchCommands
 from hpcgw_metrics import METRICS
 from hpcgw_startup import WatchedStart, failure_html
+from hpcgw_progress import JobView, follow, job_view
 
 
 class JobEnded(SpawnException):  # type: ignore[misc]
@@ -68,6 +71,9 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     hpcgw_job_check_interval = Float(
         2.0, help="Seconds between scheduler checks while a running job's server starts.",
     )
+    hpcgw_progress_interval = Float(
+        1.0, help="Seconds between looks at the job's last known state for the progress page.",
+    )
     # What the job's EXIT trap reported (hpcgw_callback_core.JobReport), set by the callback handler.
     hpcgw_job_report = Any(None, allow_none=True)
     # From the submit until the server answers; saved with the job id (WatchedStart.poll).
@@ -106,15 +112,28 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     def hpcgw_failure(self, message: str) -> Exception:
         return JobEnded(message)
 
+    def hpcgw_job_view(self) -> JobView:
+        """The job as the progress page shows it, from the last status answer."""
+        return job_view(self.hpcgw_cluster_title, str(getattr(self, "req_queue", "") or ""), self.job_id,
+                        self.job_status, self.hpcgw_job_reason, self.hpcgw_job_start)
+
+    async def progress(self) -> AsyncIterator[dict[str, object]]:  # type: ignore[override]
+        """Job id, state, pending reason, start estimate and node, each time they
+        change (hpcgw_progress; no scheduler command of its own)."""
+        async for event in follow(self.hpcgw_job_view, self.hpcgw_progress_interval):
+            yield event
+
 
 class GatewaySlurmSpawner(GatewayBatchMixin, SlurmSpawner):
     """SlurmSpawner with checked job ids and shell-safe commands."""
 
     job_scheduler = "slurm"
     # -t all: an ended job still shows its final state (TIMEOUT, NODE_FAIL,
-    # ...) for MinJobAge, so the user is told why the server ended. Role
-    # jupyterhub's sudo rule for SSH clusters pins this exact command.
-    batch_query_cmd = Unicode("squeue -h -j {job_id} -t all -o '%T %B'").tag(config=True)
+    # ...) for MinJobAge, so the user is told why the server ended. %S and
+    # %r: the start estimate and pending reason of the progress page
+    # (hpcgw_status.parse_user_status). Role jupyterhub's sudo rule for SSH
+    # clusters pins this exact command.
+    batch_query_cmd = Unicode("squeue -h -j {job_id} -t all -o '%T|%B|%S|%r'").tag(config=True)
 
 
 class GatewayTorqueSpawner(GatewayBatchMixin, TorqueSpawner):

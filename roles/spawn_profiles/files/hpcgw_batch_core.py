@@ -20,6 +20,11 @@ Here instead:
   (:func:`command_line`);
 * the batch script sees the spawner's ``req_*`` values and the server
   command only, never ``user_options`` (:func:`template_vars`);
+* a SLURM job's pending reason and start estimate (the shared answer's,
+  or the per-user query's ``-o '%T|%B|%S|%r'``) are kept beside
+  ``job_status`` (``hpcgw_job_reason``, ``hpcgw_job_start``) for the
+  progress page; ``job_status`` stays ``"STATE HOST"``, which
+  batchspawner's patterns read;
 * a status query that fails is "job gone" only when the scheduler says the
   job does not exist; any other failure (controller unreachable, an SSH
   error, a timeout: batchspawner#315) is UNKNOWN, so a server is neither
@@ -207,6 +212,9 @@ class GuardedBatchCommands:
     hpcgw_submit: str
     hpcgw_cluster_name: str = ""  # the catalog's cluster name: its shared status poller, its counts
     hpcgw_starting: bool = False
+    # The scheduler's pending reason and start estimate from the last status query ("" when none).
+    hpcgw_job_reason: str = ""
+    hpcgw_job_start: str = ""
     exec_prefix: str
     batch_submit_cmd: str
     batch_query_cmd: str
@@ -275,6 +283,7 @@ class GuardedBatchCommands:
 
     async def query_job_status(self) -> Any:
         states = self.job_states
+        self.hpcgw_job_reason = self.hpcgw_job_start = ""
         job_id = self._checked_job_id() if self.job_id else None
         if job_id is None:
             self.job_status = ""
@@ -303,6 +312,17 @@ class GuardedBatchCommands:
         self._observe("status-user", began, True)
         return self._classified()
 
+    def _read_user_status(self) -> None:
+        """SLURM's per-user answer ``STATE|HOST|START|REASON`` -> job_status
+        ``"STATE HOST"`` and the reason and estimate beside it; any other
+        answer (a site's own batch_query_cmd, an error) stays as it is."""
+        if self.job_scheduler != "slurm":
+            return
+        answer = hpcgw_status.parse_user_status(self.job_status)
+        if answer is not None:
+            self.job_status = answer.text
+            self.hpcgw_job_reason, self.hpcgw_job_start = answer.reason, answer.start
+
     async def _shared_status(self, poller: hpcgw_status.SharedStatusPoller, job_id: str) -> Any:
         """The job's verdict from the cluster's shared query (a cancel of the
         caller propagates: the query itself goes on for the others)."""
@@ -312,10 +332,12 @@ class GuardedBatchCommands:
             self.job_status = ""
             return self.job_states.UNKNOWN
         self.job_status = answer.text  # "STATE HOST" as the per-user query prints it; "" when gone
+        self.hpcgw_job_reason, self.hpcgw_job_start = answer.reason, answer.start
         return self._classified()
 
     def _classified(self) -> Any:
         """batchspawner's verdict on ``job_status`` (its state_* patterns)."""
+        self._read_user_status()
         states = self.job_states
         if self.state_isrunning():
             return states.RUNNING

@@ -245,6 +245,17 @@ class GatewaySpawner(ProfilesSpawner):
             self.db.commit()
         self._audit_spawn()
 
+    def hpcgw_page_data(self) -> dict[str, Any]:
+        """The job's data for the progress page (spawn_pending.html renders it
+        as JSON; later changes come with the progress events); {} for a
+        server that is no batch job."""
+        from datetime import datetime
+
+        from hpcgw_progress import event
+
+        view = getattr(self.child_spawner, "hpcgw_job_view", None)
+        return dict(event(view(), datetime.now())["hpcgw"]) if callable(view) else {}
+
     def load_child_class(self, state: dict[str, Any]) -> None:
         # Restoring a running server after a hub restart: the class follows
         # the scheduler saved with it, not today's catalog. A state saved

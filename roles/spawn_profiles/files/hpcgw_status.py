@@ -10,9 +10,12 @@ afterwards: at 500 servers some 17 sudo+squeue calls a second
 as the hub account and without sudo, about every job the hub's servers
 asked about recently::
 
-    squeue -h -a -t all -o '%i %T %B' -j <id1>,<id2>,...
+    squeue -h -a -t all -o '%i|%T|%B|%S|%r' -j <id1>,<id2>,...
 
-and every server's status query reads that answer. The rules:
+and every server's status query reads that answer: the state and batch
+host decide (as the per-user ``%T %B`` did), the start estimate (``%S``)
+and the pending reason (``%r``: Priority, Resources, QOS limits...) are
+shown on the progress page. The rules:
 
 * coalescing: concurrent requests share one call (one in-flight query per
   cluster); an answer serves every request within its freshness window,
@@ -30,7 +33,12 @@ and every server's status query reads that answer. The rules:
   answers with "Invalid job id specified" means that job is gone;
 * at most ``chunk`` ids per call;
 * only lines naming a job id that was asked for, in SLURM's format, count;
-  a requested job whose line is malformed or repeated is UNKNOWN.
+  a requested job whose line is malformed (field count, state, host) or
+  repeated is UNKNOWN; a start time or reason outside SLURM's formats is
+  dropped (they are shown, never decide, and never shown raw).
+
+The per-user query (``squeue -h -j <id> -t all -o '%T|%B|%S|%r'``) is read
+by :func:`parse_user_status` with the same rules.
 
 :data:`COUNTER` counts the scheduler commands the hub issues, per cluster
 and kind, and writes them to a JSON file (for benchmarks: the number of
@@ -55,10 +63,18 @@ from typing import Awaitable, Callable, Iterator, Mapping, Optional, Sequence
 
 LOG = logging.getLogger("JupyterHub.hpcgw_status")
 
-SQUEUE_FORMAT = "%i %T %B"
+SQUEUE_FORMAT = "%i|%T|%B|%S|%r"
+# The per-user status query's format (hpcgw_batch.GatewaySlurmSpawner).
+USER_FORMAT = "%T|%B|%S|%r"
 JOB_ID = re.compile(r"[0-9]{1,20}")
 STATE = re.compile(r"[A-Z][A-Z_]{0,31}")
 HOST = re.compile(r"[A-Za-z0-9_.:/()\[\],-]{1,255}")
+# %S with SLURM_TIME_FORMAT=standard; N/A (or Unknown) while SLURM has no estimate.
+START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+NO_START = {"N/A", "Unknown", "None", ""}
+# %r: a reason name (Priority, QOSMaxCpuPerUserLimit) or the scheduler's
+# description ("Nodes required for job are DOWN, DRAINED or reserved ...").
+REASON = re.compile(r"[A-Za-z0-9 _.,:;()\[\]/+=@#'-]{1,200}")
 # Said on stderr (exit 1) by squeue -j <one id> for a job SLURM no longer knows.
 GONE = re.compile(r"Invalid job id specified")
 # Environment variables that would filter squeue's answer (and so make a
@@ -88,12 +104,16 @@ class Answer:
     """The scheduler's word on one job.
 
     ``kind`` is ``listed`` (``text`` is what ``squeue -o '%T %B'`` prints
-    for it, e.g. ``RUNNING c1``), ``gone`` (``text`` empty) or ``unknown``
-    (``text`` says why).
+    for it, e.g. ``RUNNING c1``, which batchspawner's patterns read),
+    ``gone`` (``text`` empty) or ``unknown`` (``text`` says why). A listed
+    job also has its start time (``start``, ISO, empty when SLURM has no
+    estimate) and its reason (``reason``, empty for SLURM's None).
     """
 
     kind: str
     text: str = ""
+    start: str = ""
+    reason: str = ""
 
 
 def check_id(job_id: str) -> str:
@@ -103,20 +123,45 @@ def check_id(job_id: str) -> str:
     return job_id
 
 
-def parse_listing(output: str, wanted: set[str]) -> dict[str, Optional[str]]:
-    """squeue's lines for the wanted ids: id -> ``"STATE HOST"`` (None: malformed or repeated).
+def parse_fields(fields: Sequence[str]) -> Optional[Answer]:
+    """``[state, host, start, reason]`` -> a listed Answer; None when malformed.
+
+    State and host decide (strict); a start or reason outside SLURM's
+    formats is dropped, never passed on.
+    """
+    if len(fields) != 4:
+        return None
+    state, host, start, reason = (f.strip() for f in fields)
+    if not STATE.fullmatch(state) or (host and not HOST.fullmatch(host)):
+        return None
+    start = start if START.fullmatch(start) and start not in NO_START else ""
+    reason = reason if REASON.fullmatch(reason) and reason != "None" else ""
+    return Answer(LISTED, f"{state} {host}".strip(), start, reason)
+
+
+def parse_listing(output: str, wanted: set[str]) -> dict[str, Optional[Answer]]:
+    """squeue's lines for the wanted ids: id -> listed Answer (None: malformed or repeated).
 
     Lines naming another id, or no id at all, are ignored.
     """
-    found: dict[str, Optional[str]] = {}
+    found: dict[str, Optional[Answer]] = {}
     for line in output.splitlines():
-        fields = line.split()
-        if not fields or fields[0] not in wanted:
+        fields = line.split("|")
+        job_id = fields[0].strip()
+        if job_id not in wanted:
             continue
-        job_id, rest = fields[0], fields[1:]
-        good = 1 <= len(rest) <= 2 and STATE.fullmatch(rest[0]) and (len(rest) == 1 or HOST.fullmatch(rest[1]))
-        found[job_id] = None if (job_id in found or not good) else " ".join(rest)
+        answer = parse_fields(fields[1:]) if fields[0] == job_id else None
+        found[job_id] = None if job_id in found else answer
     return found
+
+
+def parse_user_status(output: str) -> Optional[Answer]:
+    """The per-user query's answer (``-o '%T|%B|%S|%r'``, its last line); None
+    when it is not in that format (a site's own ``batch_query_cmd``)."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    if not lines or "|" not in lines[-1]:
+        return None
+    return parse_fields(lines[-1].split("|"))
 
 
 def chunks(ids: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -125,8 +170,11 @@ def chunks(ids: Sequence[str], size: int) -> Iterator[list[str]]:
 
 
 def query_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The hub's environment without the variables that filter squeue's answer."""
-    return {k: v for k, v in environ.items() if not SQUEUE_FILTERS.fullmatch(k)}
+    """The hub's environment without the variables that filter squeue's
+    answer, and SLURM's standard (ISO) time format for the start time."""
+    env = {k: v for k, v in environ.items() if not SQUEUE_FILTERS.fullmatch(k)}
+    env["SLURM_TIME_FORMAT"] = "standard"
+    return env
 
 
 async def run_exec(argv: Sequence[str], timeout: float = 30.0) -> tuple[int, str, str]:
@@ -288,10 +336,9 @@ class SharedStatusPoller:
         for job_id in ids:
             if job_id not in listed:
                 answers[job_id] = Answer(GONE_KIND)
-            elif listed[job_id] is None:
-                answers[job_id] = Answer(UNKNOWN, "squeue's line for the job is malformed or repeated")
             else:
-                answers[job_id] = Answer(LISTED, str(listed[job_id]))
+                answers[job_id] = listed[job_id] or Answer(
+                    UNKNOWN, "squeue's line for the job is malformed or repeated")
         return answers
 
     def _unknown(self, ids: list[str], why: str) -> dict[str, Answer]:
