@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import hpcgw_audit
