@@ -20,14 +20,24 @@ c.GatewaySpawner.gateway_tag = "hpcgw-gw"
 # gateway's batch classes shell-quote every substituted value as well.
 c.BatchSpawnerBase.exec_prefix = "sudo -n -u {username}"
 
+# Every start's outcome, one JSON line each (append-only): the usage report's
+# record of spawns (hpcgw-usage-report, role spawn_profiles).
+import hpcgw_spawnlog  # noqa: E402
+
+hpcgw_spawnlog.configure("/var/lib/jupyterhub/hpcgw-spawns.jsonl")
+
 # The home and spawn pages say why the user's last server ended by itself
-# (walltime reached, node failure, cancelled outside the gateway).
+# (walltime reached, node failure, cancelled outside the gateway) or was
+# stopped by the idle culler (role jupyterhub's hpcgw_hub_api tells).
+import hpcgw_hub_api  # noqa: E402
 import hpcgw_startup  # noqa: E402
 
 c.JupyterHub.template_vars.update({
     "announcement_home": hpcgw_startup.end_notice_html,
     "announcement_spawn": hpcgw_startup.end_notice_html,
 })
+if hpcgw_startup.remember_end not in hpcgw_hub_api.cull_listeners:
+    hpcgw_hub_api.cull_listeners.append(hpcgw_startup.remember_end)
 
 # One scheduler status query per cluster per interval for all its servers
 # (status_query: shared): run as the hub account, without sudo; the
@@ -40,6 +50,15 @@ hpcgw_status.configure(
     squeue="/usr/bin/squeue",
     counts_file="/var/lib/jupyterhub/hpcgw-scheduler-commands.json",
 )
+
+# Gateway metrics in the hub's /hub/metrics (role jupyterhub's hpcgw_metrics):
+# every scheduler command's duration and errors, and each queue's spawn
+# series at 0 before its first spawn (so rates and alerts see it).
+import hpcgw_metrics  # noqa: E402
+
+if hpcgw_metrics.METRICS.observe_scheduler_command not in hpcgw_status.OBSERVERS:
+    hpcgw_status.OBSERVERS.append(hpcgw_metrics.METRICS.observe_scheduler_command)
+hpcgw_metrics.METRICS.declare([["local", "local"], ["testcluster", "batch"], ["testcluster", "debug"], ["vialogin", "debug"]])
 
 # The spawn page: this role's page templates (spawn.html, ...) in front of
 # JupyterHub's own, which they extend ("templates/spawn.html").
