@@ -241,12 +241,13 @@ def test_prometheus_sees_the_spawn_of_that_cluster_and_queue(prometheus: Host, s
     at_hub = float(line.split()[-1])
     assert at_hub >= 1, line
     query = f'hpcgw_spawns_total{{job="{JOB}",cluster="testcluster",queue="debug",outcome="started"}}'
-    seen = wait_until(lambda: scalar(prometheus, query) >= at_hub, 30)
-    assert seen, promql(prometheus, query)
+    ready = f'hpcgw_spawns_total{{job="{JOB}",cluster="testcluster",queue="debug",outcome="ready"}}'
+    # A scrape during the spawn saw it started, not yet ready: wait for a
+    # scrape after it (both counters at the hub's values of this moment).
+    seen = wait_until(lambda: scalar(prometheus, query) >= at_hub and scalar(prometheus, ready) >= 1, 30)
+    assert seen, (promql(prometheus, query), promql(prometheus, ready))
     result = promql(prometheus, query)
     assert scalar(prometheus, f'up{{job="{JOB}"}}') == 1
-    assert scalar(prometheus, f'hpcgw_spawns_total{{job="{JOB}",cluster="testcluster",queue="debug",'
-                              f'outcome="ready"}}') >= 1
     assert scalar(prometheus, f'hpcgw_spawn_duration_seconds_count{{job="{JOB}",cluster="testcluster",'
                               f'queue="debug"}}') >= 1
     assert scalar(prometheus, f'sum(hpcgw_scheduler_query_duration_seconds_count{{job="{JOB}",'
@@ -256,7 +257,11 @@ def test_prometheus_sees_the_spawn_of_that_cluster_and_queue(prometheus: Host, s
     alerts = {r["name"]: r for g in rules["data"]["groups"] for r in g["rules"]}
     assert set(alerts) == {"HpcgwHubDown", "HpcgwSpawnFailureRatioHigh", "HpcgwProxyRoutesMismatch",
                            "HpcgwProxyRouteCheckStale"}, alerts
-    assert alerts["HpcgwHubDown"]["health"] == "ok" and alerts["HpcgwHubDown"]["state"] == "inactive", alerts
+    # Every rule evaluates; the hub is not down. (A scrape slower than the
+    # test's 2 s interval on a busy 2-core machine reads as up == 0 for one
+    # sample: "pending" is possible, "firing" needs minutes of it.)
+    assert all(alert["health"] == "ok" for alert in alerts.values()), alerts
+    assert alerts["HpcgwHubDown"]["state"] != "firing", alerts
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "promql.json").write_text(json.dumps(
         {"query": query, "result": result, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -156,9 +156,10 @@ def post_json(browser: Browser, path: str, body: bytes, headers: dict[str, str])
         req.add_header(key, value)
     try:
         with browser.opener.open(req, timeout=60) as resp:
-            return resp.status, resp.read().decode(errors="replace"), dict(resp.headers)
+            return resp.status, resp.read().decode(errors="replace"), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace"), dict(err.headers)
+        # Header names in lower case: the proxy (node) sends them so.
+        return err.code, err.read().decode(errors="replace"), {k.lower(): v for k, v in err.headers.items()}
 
 
 def estimate(browser: Browser, bodies: list[Any], for_user: str = "", xsrf: bool = True) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def estimate(browser: Browser, bodies: list[Any], for_user: str = "", xsrf: bool
             answer = json.loads(text)
         except json.JSONDecodeError:
             answer = text[:300]
-        answers.append([status, answer, answer_headers.get("Retry-After", "")])
+        answers.append([status, answer, answer_headers.get("retry-after", "")])
     out["answers"] = answers
     return out
 
