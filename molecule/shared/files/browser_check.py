@@ -189,8 +189,11 @@ def form_login(run: Run, password: str) -> None:
     axe_check(run, "login")
     run.driver.find_element(*LOGIN_USER).send_keys(run.user)
     run.driver.find_element(*LOGIN_PASSWORD).send_keys(password + Keys.ENTER)
-    run.wait(lambda d: run.path().startswith("/hub/") and d.find_elements(*START_BUTTON),
-             "the hub after the login page")
+    # The login's fixed target is the hub (its spawn page for a user without a server).
+    run.wait(lambda d: run.path().startswith("/hub/") and not d.find_elements(*LOGIN_PASSWORD)
+             and d.execute_script("return document.readyState") == "complete", "the hub after the login page")
+    run.driver.get(run.url("/hub/home"))
+    run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page after the login page")
 
 
 def login(run: Run, password: str) -> None:
