@@ -512,6 +512,8 @@ def form_states(run: Run, preset: str) -> None:
         for element in run.driver.find_elements(By.ID, name):
             if element.is_displayed():
                 limits[name] = {a: element.get_attribute(a) or "" for a in ("min", "max", "value")}
+                if not element.is_enabled():
+                    raise StepFailed(f"{name} is shown but disabled once Custom is chosen: it would not be sent")
     run.result["custom_limits"] = limits
     run.screenshot("form-custom.png")
     axe_check(run, "form-custom")
