@@ -316,7 +316,7 @@ def summary(url: str, changed: int, runner: Runner) -> None:
         "",
         f"The demo gateway is up: {url}",
         "  (self-signed certificate: accept the browser's warning)",
-        "  DEMO-ONLY logins (basic auth stands in for the campus SSO); some are",
+        "  DEMO-ONLY logins (a login page stands in for the campus SSO; Logout ends it); some are",
         "  refused on purpose, to show the access policy (README: Access policy):",
         *[f"    {line}" for line in login_lines(logins)],
         "  Pick a preset or a cluster/queue/size in the form; the server runs as a",
