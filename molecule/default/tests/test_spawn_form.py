@@ -37,9 +37,17 @@ def _sinfo(controller: Host) -> dict[str, dict[str, int]]:
     return free
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _alice_has_no_server(client: Callable[..., dict[str, Any]], gateway: Host) -> None:
+    """A server of alice's that an earlier module left behind would answer
+    /hub/spawn with a redirect to it instead of the form."""
+    client("stop", "alice")
+    assert wait_no_jobs(gateway, "alice") == []
+
+
 def test_page_is_the_hubs_template_with_the_queues_limits(client: Callable[..., dict[str, Any]]) -> None:
     page = client("page", "alice")
-    assert page["page_status"] == 200 and page["data"], page
+    assert page["page_status"] == 200 and page["data"], {k: page.get(k) for k in ("page_status", "page_url")}
     data = page["data"]
     debug, batch = _queue(data, DEBUG), _queue(data, "testcluster/batch")
     assert {k: debug["limits"]["cores"][k] for k in ("min", "max", "default")} == {"min": 1, "max": 2, "default": 1}

@@ -137,8 +137,9 @@ def form(browser: Browser) -> dict[str, Any]:
 def page(browser: Browser) -> dict[str, Any]:
     pre = prefix_of(browser.base)
     out = login(browser)
-    status, _, text = browser.request("GET", f"{pre}/hub/spawn")
+    status, final_url, text = browser.request("GET", f"{pre}/hub/spawn")
     data = PAGE_DATA.search(text)
+    out["page_url"] = final_url
     selected = {}
     for element, options in SELECTED.findall(text):
         chosen = re.search(r'<option value="([^"]*)" selected>', options)
