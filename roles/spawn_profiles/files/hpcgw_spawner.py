@@ -123,6 +123,12 @@ class GatewaySpawner(ProfilesSpawner):
             last_options=None if refusal else (self.orm_spawner.user_options if self.orm_spawner else None),
             submitted=refusal[1] if refusal else None, error=refusal[0] if refusal else None,
             free=free, estimate_clusters=ESTIMATE.clusters, estimate_url=estimate_url)
+        # After a failed start JupyterHub asks a fresh spawner for the form
+        # (get_spawner(replace_failed=True) does not store it) but renders the
+        # page with user.spawner, yet another one: it gets the data too.
+        shown = self.user.spawners[self.name]
+        if shown is not self:
+            shown.hpcgw_page = self.hpcgw_page
         return await super().get_options_form()
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
