@@ -142,6 +142,16 @@ def wait_job_gone(host: Host, job_id: str, seconds: int = JOB_GONE_SECONDS) -> b
         lambda: not host.check_output(f"squeue -h -j {job_id} -o %i 2>/dev/null || true").strip(), seconds)
 
 
+@pytest.fixture()
+def quiet(gateway: Host) -> Iterator[None]:
+    """alice and bob have no job before the test, and none is left after it."""
+    for user in ("alice", "bob"):
+        assert wait_no_jobs(gateway, user) == [], f"{user} still has a job from an earlier test"
+    yield
+    for user in ("alice", "bob"):
+        assert wait_no_jobs(gateway, user) == [], f"{user} has a job left"
+
+
 def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:
     """The user's finished jobs from slurmctld's job completion log, oldest first."""
     log = controller.file("/var/log/slurm/jobcomp.log")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, record_recovery, seconds_until, user_jobs, wait_no_jobs, wait_until
+from conftest import COMPUTE, record_recovery, seconds_until, user_jobs, wait_until
 
 PRESET = json.dumps({"profile": "debug-1c"})
 TAG = "hpcgw-gw"  # spawn_profiles_gateway_tag of the demo's gateway
@@ -121,15 +121,6 @@ def drained(controller: Host) -> Iterator[None]:
         yield
     finally:
         controller.check_output(f"scontrol update nodename={nodes} state=resume")
-
-
-@pytest.fixture()
-def quiet(gateway: Host) -> Iterator[None]:
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} still has a job from an earlier test"
-    yield
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} has a job left"
 
 
 def _pending_spawn(client: Callable[..., dict[str, Any]], gateway: Host) -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from testinfra.host import Host
 
-from conftest import BASE, PASSWORDS, user_jobs, wait_no_jobs, wait_until
+from conftest import BASE, PASSWORDS, user_jobs, wait_until
 
 IDENTIFIER = "hpcgw-audit"
 PRESET = json.dumps({"profile": "debug-1c"})
@@ -34,15 +34,6 @@ def audit(gateway: Host) -> Callable[..., list[dict[str, Any]]]:
         return lines()
 
     return read
-
-
-@pytest.fixture()
-def quiet(gateway: Host) -> Iterator[None]:
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} still has a job from an earlier test"
-    yield
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} has a job left"
 
 
 def test_audit_lines_are_tagged_json_in_the_journal(gateway: Host, gwclient: Callable[..., dict[str, Any]],

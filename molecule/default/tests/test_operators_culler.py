@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import user_jobs, wait_job_gone, wait_no_jobs, wait_until
+from conftest import user_jobs, wait_job_gone, wait_until
 
 PRESET = json.dumps({"profile": "debug-1c"})
 SERVICE = "hpcgw-idle-culler"
@@ -95,15 +95,6 @@ def culler_env(gateway: Host) -> Iterator[str]:
         yield ENV_FILE
     finally:
         gateway.run(f"rm -f {ENV_FILE}")
-
-
-@pytest.fixture()
-def quiet(gateway: Host) -> Iterator[None]:
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} still has a job from an earlier test"
-    yield
-    for user in ("alice", "bob"):
-        assert wait_no_jobs(gateway, user) == [], f"{user} has a job left"
 
 
 def test_the_culler_runs_as_a_service_with_its_settings(gateway: Host) -> None:
