@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -42,6 +44,48 @@ T = TypeVar("T")
 # Fault recovery times measured in this run: (fault, seconds), printed at the
 # end of the verifier's output and written to artifacts/molecule/recovery.json.
 RECOVERY: list[tuple[str, float]] = []
+
+
+# Playbooks that touch none of the containers the other tests use (the SSO
+# configtests run on hpcgw-browser's scratch Apache) start in the background
+# when the session's tests are collected, so their minutes of CPU overlap the
+# suite's waits (outages, walltime, the culler) instead of adding to them; the
+# test that owns one waits for it with background_playbook().
+BACKGROUND_PLAYBOOKS = {"test_sso_configtest.py": "sso_configtest.yml"}
+_BACKGROUND: dict[str, tuple[Any, Path]] = {}
+
+
+def _playbook_env() -> dict[str, str]:
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    return dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
+                ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Start the background playbook of every selected module that owns one."""
+    selected = {Path(str(item.fspath)).name for item in items}
+    scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "."))
+    for module, playbook in BACKGROUND_PLAYBOOKS.items():
+        if module not in selected or playbook in _BACKGROUND or "MOLECULE_INVENTORY_FILE" not in os.environ:
+            continue
+        log = Path(tempfile.mkstemp(prefix=f"hpcgw-{Path(playbook).stem}-", suffix=".log")[1])
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
+                stdout=out, stderr=subprocess.STDOUT, text=True, env=_playbook_env())
+        _BACKGROUND[playbook] = (process, log)
+
+
+def background_playbook(playbook: str, timeout: float = 1200) -> tuple[int, str]:
+    """Wait for a playbook started at collection (or run it now): (rc, output)."""
+    if playbook not in _BACKGROUND:
+        scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+        run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
+                             capture_output=True, text=True, env=_playbook_env(), check=False, timeout=timeout)
+        return run.returncode, run.stdout + run.stderr
+    process, log = _BACKGROUND[playbook]
+    rc = process.wait(timeout=timeout)
+    return rc, log.read_text()
 
 
 def record_recovery(fault: str, seconds: float) -> None:
