@@ -83,10 +83,14 @@ def parse_ab(output: str) -> dict[str, float]:
     p50 = re.search(r"^\s+50%\s+(\d+)", output, re.M)
     failed = re.search(r"^Failed requests:\s+(\d+)", output, re.M)
     non2xx = re.search(r"^Non-2xx responses:\s+(\d+)", output, re.M)
+    mean = re.search(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)$", output, re.M)
     if not (rate and p50 and failed):
         raise ValueError("not an ab report: " + output[-300:])
-    return {"rps": float(rate.group(1)), "p50_ms": float(p50.group(1)),
-            "failed": int(failed.group(1)) + (int(non2xx.group(1)) if non2xx else 0)}
+    answer = {"rps": float(rate.group(1)), "p50_ms": float(p50.group(1)),
+              "failed": int(failed.group(1)) + (int(non2xx.group(1)) if non2xx else 0)}
+    if mean:
+        answer["mean_ms"] = float(mean.group(1))
+    return answer
 
 
 def parse_pss_kb(smaps_rollups: str) -> int:
@@ -163,6 +167,20 @@ def bench_hops(runner: Runner, requests: int, concurrency: int) -> dict[str, Any
     out["session_added_p50_ms"] = out["apache_session_proxy_hub"]["p50_ms"] - out["proxy_hub"]["p50_ms"]
     out["ratio_proxy_to_hub"] = round(out["proxy_hub"]["rps"] / out["hub"]["rps"], 2)
     out["apache_added_p50_ms"] = out["apache_proxy_hub"]["p50_ms"] - out["proxy_hub"]["p50_ms"]
+    # One request at a time (ab's mean, to 0.01 ms): what a request pays for
+    # Apache with TLS and the session login, and for the session against
+    # Basic (a password check per request), beside the proxy alone.
+    one = f"ab -q -k -c 1 -n {max(requests // 5, 50)}"
+    sequential = {
+        "proxy_hub": parse_ab(runner(docker_exec(GATEWAY, f"{one} {PROXY_HEALTH}"))),
+        "apache_basic": parse_ab(runner(docker_exec(GATEWAY, f"{one} {login} {APACHE_HEALTH}"))),
+        "apache_session": parse_ab(runner(docker_exec(
+            GATEWAY, f"{one} -C hpcgw_demo_session={shlex.quote(session)} {APACHE_HEALTH}"))),
+    }
+    out["sequential"] = sequential
+    out["session_added_ms"] = round(sequential["apache_session"]["mean_ms"] - sequential["proxy_hub"]["mean_ms"], 2)
+    out["session_vs_basic_ms"] = round(sequential["apache_session"]["mean_ms"]
+                                       - sequential["apache_basic"]["mean_ms"], 2)
     out["requests"], out["concurrency"] = requests, concurrency
     return out
 
@@ -212,19 +230,20 @@ def count_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]
             if after.get(k, 0) - before.get(k, 0)}
 
 
-def scheduler_calls_per_minute(runner: Runner, seconds: int) -> dict[str, int]:
+def scheduler_calls_per_minute(runner: Runner, seconds: int, settle: float = COUNTS_SETTLE) -> dict[str, int]:
     """Scheduler commands per minute over `seconds`: the hub's counts (the
     shared status query runs no sudo) plus sudo's log of per-user calls."""
-    time.sleep(COUNTS_SETTLE)
+    time.sleep(settle)
     before, since = scheduler_counts(runner), runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
-    time.sleep(seconds + COUNTS_SETTLE)
+    time.sleep(seconds + settle)
     delta = count_delta(before, scheduler_counts(runner))
     journal = runner(docker_exec(GATEWAY, f"journalctl -t sudo --no-pager -o cat --since {shlex.quote(since)}"))
     delta.update({f"sudo {k}": v for k, v in count_scheduler_calls(journal).items()})
-    return {k: round(v * 60 / (seconds + COUNTS_SETTLE)) for k, v in delta.items()}
+    return {k: round(v * 60 / (seconds + settle)) for k, v in delta.items()}
 
 
-def bench_scheduler(runner: Runner, window: int, users: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def bench_scheduler(runner: Runner, window: int, users: Sequence[tuple[str, str]],
+                    settle: float = COUNTS_SETTLE) -> dict[str, Any]:
     out: dict[str, Any] = {}
     started: list[tuple[str, str]] = []
     try:
@@ -234,7 +253,7 @@ def bench_scheduler(runner: Runner, window: int, users: Sequence[tuple[str, str]
                 if not spawnclient(runner, "start", user, password, PRESET).get("ready"):
                     raise SystemExit(f"bench: scheduler: {user}'s server did not start")
                 started.append((user, password))
-            out[f"servers_{count}"] = scheduler_calls_per_minute(runner, window)
+            out[f"servers_{count}"] = scheduler_calls_per_minute(runner, window, settle)
     finally:
         for user, password in started:
             spawnclient(runner, "stop", user, password)
@@ -259,7 +278,7 @@ def in_parallel(runner: Runner, command: str, users: Sequence[tuple[str, str]], 
     return [json.loads(line) for line in runner(docker_exec(CONTROLLER, script)).splitlines() if line.strip()]
 
 
-def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
+def bench_burst(runner: Runner, count: int, settle: float = COUNTS_SETTLE) -> dict[str, Any]:
     """`count` users press Start at the same moment (the demo's burst accounts)."""
     users = [(f"burst{i:02d}", "burst-test-pw") for i in range(1, count + 1)]
     since = runner(docker_exec(GATEWAY, "date '+%Y-%m-%d %H:%M:%S'")).strip()
@@ -271,7 +290,7 @@ def bench_burst(runner: Runner, count: int) -> dict[str, Any]:
         wall = time.monotonic() - began
         cpu = hub_cpu_seconds(runner) - cpu
         journal = runner(docker_exec(GATEWAY, f"journalctl -t sudo --no-pager -o cat --since {shlex.quote(since)}"))
-        time.sleep(COUNTS_SETTLE)
+        time.sleep(settle)
         counted = count_delta(counts, scheduler_counts(runner))
     finally:
         stopped = in_parallel(runner, "stop", users)
@@ -307,6 +326,13 @@ def table(results: dict[str, Any]) -> str:
                  ("ratio Apache (session)+proxy : proxy alone",
                   f"{h['ratio_session_to_proxy']:.2f}x (added p50 {h['session_added_p50_ms']:.0f} ms)"),
                  ("ratio proxy : hub alone", f"{h['ratio_proxy_to_hub']:.2f}x")]
+        if "sequential" in h:
+            q = h["sequential"]
+            rows += [("one at a time: proxy / Apache Basic / Apache session",
+                      f"{q['proxy_hub']['mean_ms']:.2f} / {q['apache_basic']['mean_ms']:.2f} / "
+                      f"{q['apache_session']['mean_ms']:.2f} ms per request"),
+                     ("Apache (TLS) + session login add, per request", f"{h['session_added_ms']:.2f} ms"),
+                     ("session login vs Basic (password each request)", f"{h['session_vs_basic_ms']:+.2f} ms")]
     if "burst" in results:
         b = results["burst"]
         ctr = b.get("click_to_ready", {"p50": float("nan"), "p95": float("nan")})
@@ -338,10 +364,9 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run) -> int:
     parser.add_argument("--smoke", action="store_true", help="each part once, tiny (for the test suite)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     args = parser.parse_args(argv)
+    settle = float(COUNTS_SETTLE)
     if args.smoke:
-        args.rounds, args.requests, args.window, args.burst = 1, 200, 1, 2
-        global COUNTS_SETTLE
-        COUNTS_SETTLE = 0
+        args.rounds, args.requests, args.window, args.burst, settle = 1, 200, 1, 2, 0.0
     results: dict[str, Any] = {}
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("memory", lambda: bench_memory(runner)),
@@ -350,8 +375,8 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run) -> int:
         ("floor_sbatch", lambda: bench_floor_sbatch(runner, args.rounds)),
         ("floor_imports", lambda: bench_floor_imports(runner, args.rounds)),
         ("spawn", lambda: bench_spawn(runner, args.rounds)),
-        ("scheduler", lambda: bench_scheduler(runner, args.window, USERS[:2] if args.smoke else USERS)),
-        ("burst", lambda: bench_burst(runner, args.burst)),
+        ("scheduler", lambda: bench_scheduler(runner, args.window, USERS[:2] if args.smoke else USERS, settle)),
+        ("burst", lambda: bench_burst(runner, args.burst, settle)),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, step in steps:

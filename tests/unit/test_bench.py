@@ -16,6 +16,8 @@ Complete requests:      5000
 Failed requests:        0
 Non-2xx responses:      3
 Requests per second:    2654.11 [#/sec] (mean)
+Time per request:       3.768 [ms] (mean)
+Time per request:       0.377 [ms] (mean, across all concurrent requests)
 
 Percentage of the requests served within a certain time (ms)
   50%      4
@@ -37,7 +39,7 @@ def test_percentile_of_nothing_is_an_error() -> None:
 
 
 def test_parse_ab_counts_non_2xx_as_failures() -> None:
-    assert bench.parse_ab(AB) == {"rps": 2654.11, "p50_ms": 4.0, "failed": 3}
+    assert bench.parse_ab(AB) == {"rps": 2654.11, "p50_ms": 4.0, "failed": 3, "mean_ms": 3.768}
 
 
 def test_parse_ab_refuses_other_output() -> None:
@@ -69,7 +71,10 @@ def test_the_report_names_floors_overhead_and_ratios() -> None:
                  "apache_proxy_hub": {"rps": 3000.0, "p50_ms": 3.0}, "ratio_apache_to_proxy": 0.83,
                  "ratio_proxy_to_hub": 0.9, "apache_added_p50_ms": 1.0,
                  "apache_session_proxy_hub": {"rps": 2900.0, "p50_ms": 3.0}, "ratio_session_to_proxy": 0.81,
-                 "session_added_p50_ms": 1.0},
+                 "session_added_p50_ms": 1.0,
+                 "sequential": {"proxy_hub": {"mean_ms": 1.5}, "apache_basic": {"mean_ms": 3.25},
+                                "apache_session": {"mean_ms": 3.0}},
+                 "session_added_ms": 1.5, "session_vs_basic_ms": -0.25},
         "login": {"check_ms": 0.31}, "memory": {"hub": 150.0, "proxy": 60.0, "apache": 30.0, "total": 240.0},
         "scheduler": {"servers_1": {"squeue": 2}, "servers_5": {"squeue": 2}},
     }
@@ -79,6 +84,8 @@ def test_the_report_names_floors_overhead_and_ratios() -> None:
     assert "0.83x (added p50 1 ms)" in report
     assert lines["ratio Apache (session)+proxy : proxy alone"].strip() == "0.81x (added p50 1 ms)"
     assert "150.0 + 60.0 + 30.0 = 240.0 MB" in report
+    assert lines["Apache (TLS) + session login add, per request"].strip() == "1.50 ms"
+    assert lines["session login vs Basic (password each request)"].strip() == "-0.25 ms"
     assert "scheduler calls/min, servers 5" in report
 
 
@@ -117,6 +124,9 @@ def test_main_writes_every_part_and_the_report(tmp_path, capsys, monkeypatch) ->
     assert "spawn click-to-ready p50 / p95" in capsys.readouterr().out
     assert any(c.startswith("ab -q -k -c 10 -n 200 ") for c in calls)
     assert any(c.startswith("ab -q -k -c 10 -n 200 -C hpcgw_demo_session=") for c in calls)
+    assert any(c.startswith("ab -q -k -c 1 -n 50 -C hpcgw_demo_session=") for c in calls)
+    hops = json.loads((tmp_path / "hops.json").read_text())
+    assert hops["session_added_ms"] == 0.0 and hops["sequential"]["apache_basic"]["mean_ms"] == 3.768
     burst = json.loads((tmp_path / "burst.json").read_text())
     assert (burst["users"], burst["ready"], burst["failed"], burst["jobs_left"]) == (2, 1, 1, 0)
 
