@@ -515,3 +515,19 @@ def test_wrong_usage_report_settings_stop_the_play(tmp_path: Path, good: dict[st
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ({"notebook_env_server_proxy_version": "latest"},
+         "notebook_env: notebook_env_server_proxy_version must be a release such as 4.6.0 (got 'latest')"),
+        ({"notebook_env_extra_packages": ["jupyter_server_proxy==4.4.0"]},
+         "jupyter-server-proxy is switched with notebook_env_server_proxy_enabled"),
+    ],
+)
+def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], node: dict[str, Any],
+                                         expected: str) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
