@@ -108,6 +108,10 @@ CLUSTER = {
          "spawn_profiles_clusters[0].status_query: shared needs scheduler: slurm and submit: local"),
         ([CLUSTER], [{"key": "gpu1", "cluster": "testcluster", "queue": "gpu"}],
          "spawn_profiles_presets[0]: unknown queue 'gpu' on cluster 'testcluster'"),
+        ([dict(CLUSTER, port_range="9099-9000")], [],
+         "spawn_profiles_clusters[0].port_range: '9099-9000' is reversed"),
+        ([dict(CLUSTER, port_range="80-8080")], [],
+         "spawn_profiles_clusters[0].port_range: '80-8080' starts below 1024"),
     ],
 )
 def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any], clusters: list[Any],
