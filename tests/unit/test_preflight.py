@@ -108,6 +108,10 @@ CLUSTER = {
          "spawn_profiles_clusters[0].status_query: shared needs scheduler: slurm and submit: local"),
         ([CLUSTER], [{"key": "gpu1", "cluster": "testcluster", "queue": "gpu"}],
          "spawn_profiles_presets[0]: unknown queue 'gpu' on cluster 'testcluster'"),
+        ([dict(CLUSTER, port_range="9099-9000")], [],
+         "spawn_profiles_clusters[0].port_range: '9099-9000' is reversed"),
+        ([dict(CLUSTER, port_range="80-8080")], [],
+         "spawn_profiles_clusters[0].port_range: '80-8080' starts below 1024"),
     ],
 )
 def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any], clusters: list[Any],
@@ -513,5 +517,21 @@ def test_wrong_usage_report_settings_stop_the_play(tmp_path: Path, good: dict[st
     groups = _groups(good)
     groups["gateway"].update(gateway_vars)
     result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ({"notebook_env_server_proxy_version": "latest"},
+         "notebook_env: notebook_env_server_proxy_version must be a release such as 4.6.0 (got 'latest')"),
+        ({"notebook_env_extra_packages": ["jupyter_server_proxy==4.4.0"]},
+         "jupyter-server-proxy is switched with notebook_env_server_proxy_enabled"),
+    ],
+)
+def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], node: dict[str, Any],
+                                         expected: str) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout

@@ -20,6 +20,8 @@ object on stdout each):
                                        notice on their home page (and on the spawn page when no server)
   kernel BASE USER PASSWORD            start a kernel on the user's server (its id)
   run-in BASE USER PASSWORD KERNEL CODE  run CODE in that kernel over a new websocket
+  fetch BASE USER PASSWORD PATH        GET PATH (under the base path, e.g. /user/alice/proxy/8787/) as a
+                                       browser (redirects followed): status, final path, the body's start
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
 
 BASE and --base-path as in gwclient.py.
@@ -34,6 +36,7 @@ import statistics
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -199,6 +202,15 @@ def bench(browser: Browser, rounds: int, choice: dict[str, str]) -> dict[str, An
             "min": min(samples), "max": max(samples)}
 
 
+def fetch(browser: Browser, path: str) -> dict[str, Any]:
+    """Log in, then GET a path under the base path as that user's browser would."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    status, url, body = browser.request("GET", pre + path)
+    out.update(fetch_status=status, fetch_path=urllib.parse.urlsplit(url).path, body=body[:2000])
+    return out
+
+
 def announcement(page: str) -> str:
     """The notice a hub page shows above its content ("" when none)."""
     notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', page, re.S)
@@ -233,6 +245,8 @@ def main(argv: list[str]) -> int:
     elif command == "run-in":
         result = login(browser)
         result.update(run_in(browser, str(result.get("name")), argv[5], argv[6]))
+    elif command == "fetch":
+        result = fetch(browser, argv[5])
     elif command == "form":
         result = form(browser)
     elif command == "page":

@@ -6,6 +6,8 @@ exactly: ``{"port": <1..65535>}`` from batchspawner-singleuser, and
 ``{"exit_status": <0..255>, "log_tail": <str>}`` from the batch script's EXIT
 trap (``hpcgw-job-report``) when the job ends with an error. Anything else
 is refused: upstream batchspawner sets every attribute a job's token posts.
+A port outside the cluster's ``port_range`` (role spawn_profiles: the ports a
+site's firewall opens) is refused too (:func:`check_port_range`).
 """
 
 from __future__ import annotations
@@ -56,3 +58,11 @@ def parse_callback(data: Any) -> Union[PortReport, JobReport]:
     if not _int_in(data["port"], 1, 65535):
         raise CallbackRefused("port must be an integer in 1..65535")
     return PortReport(port=data["port"])
+
+
+def check_port_range(report: PortReport, low: int, high: int) -> PortReport:
+    """The report when its port lies in low..high (a cluster's port_range;
+    0, 0: no range), else CallbackRefused naming the range."""
+    if (low or high) and not low <= report.port <= high:
+        raise CallbackRefused(f"port {report.port} is outside the cluster's port_range {low}-{high}")
+    return report

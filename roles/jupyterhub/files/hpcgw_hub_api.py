@@ -31,7 +31,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 import hpcgw_audit
-from hpcgw_callback_core import CallbackRefused, JobReport, parse_callback
+from hpcgw_callback_core import CallbackRefused, JobReport, check_port_range, parse_callback
 
 CALLBACK_ROUTE = r"/api/batchspawner"
 PROXY_STARTED_ROUTE = r"/api/hpcgw/proxy-started"
@@ -59,13 +59,17 @@ class PortOnlyCallbackHandler(APIHandler):  # type: ignore[misc]
         spawner = next((s for s in user.spawners.values() if s.api_token == token), None)
         if spawner is None:
             raise web.HTTPError(403, "token belongs to no server of this user")
+        # The starting batch spawner (a wrapper's child): its port range, its report.
+        child = getattr(spawner, "child_spawner", None) or spawner
         try:
             report = parse_callback(self.get_json_body())
+            if not isinstance(report, JobReport):
+                report = check_port_range(report, int(getattr(child, "hpcgw_port_min", 0) or 0),
+                                          int(getattr(child, "hpcgw_port_max", 0) or 0))
         except CallbackRefused as exc:
             raise web.HTTPError(400, str(exc)) from exc
         if isinstance(report, JobReport):
-            # The starting batch spawner (a wrapper's child) fails at once with it.
-            child = getattr(spawner, "child_spawner", None) or spawner
+            # It fails at once with it.
             if hasattr(child, "hpcgw_job_report"):
                 child.hpcgw_job_report = report
             self.log.warning("Job of %s ended with exit status %d; its output ends with: %r",

@@ -24,7 +24,7 @@ from batchspawner.batchspawner import (
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Any, Bool, Float, HasTraits, Unicode
+from traitlets import Any, Bool, Float, HasTraits, Integer, Unicode
 
 from hpcgw_batch_core import GuardedBatchCommands
 from hpcgw_metrics import METRICS
@@ -74,6 +74,10 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     hpcgw_progress_interval = Float(
         1.0, help="Seconds between looks at the job's last known state for the progress page.",
     )
+    # The cluster's port_range (0, 0: none): the hub's callback refuses a port
+    # outside it; the job's launcher (hpcgw-singleuser) picks one inside it.
+    hpcgw_port_min = Integer(0, help="Lowest port the job's server may report (0: any).")
+    hpcgw_port_max = Integer(0, help="Highest port the job's server may report (0: any).")
     # What the job's EXIT trap reported (hpcgw_callback_core.JobReport), set by the callback handler.
     hpcgw_job_report = Any(None, allow_none=True)
     # From the submit until the server answers; saved with the job id (WatchedStart.poll).

@@ -31,7 +31,15 @@ CUSTOM_KEY = "custom"
 FORM_KEYS = frozenset({"profile", "cluster", "queue", "account", *RESOURCES})
 FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
 CLUSTER_KEYS = frozenset({"name", "title", "scheduler", "submit", "login_host", "accounts", "queues",
-                          "script_lines", "notebook_prefix", "batch_script", "spawner", "status_query"})
+                          "script_lines", "notebook_prefix", "batch_script", "spawner", "status_query",
+                          "port_range"})
+# A cluster's port_range: "LOW-HIGH", unprivileged ports only.
+PORT_RANGE_RE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})\Z")
+MIN_PORT = 1024
+MAX_PORT = 65535
+# The node-side launcher that picks a port inside the range (role notebook_env's
+# <prefix>/bin/hpcgw-singleuser); without a range batchspawner's own picks any port.
+RANGE_LAUNCHER = "hpcgw-singleuser"
 QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
 PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
 
@@ -85,6 +93,8 @@ class Cluster:
     script_lines: tuple[str, ...]
     notebook_prefix: str
     status_query: str = "user"
+    # The ports the single-user server may listen on, (low, high); None: any.
+    port_range: tuple[int, int] | None = None
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:
@@ -189,6 +199,29 @@ def status_query(data: Mapping[str, Any]) -> str:
     return str(given) if given else default_status_query(data.get("scheduler"), data.get("submit", "local"))
 
 
+def parse_port_range(value: Any, path: str) -> tuple[int, int] | None:
+    """A cluster's port_range "LOW-HIGH" -> (low, high); None when not set.
+
+    Refused: anything but two numbers joined by "-", a reversed range, and
+    ports below 1024 (privileged: a user's server cannot listen there) or
+    above 65535.
+    """
+    if value is None or value == "":
+        return None
+    match = PORT_RANGE_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise _config_error(path, f'must be "LOW-HIGH", e.g. "9000-9099" (got {value!r})')
+    low, high = int(match.group(1)), int(match.group(2))
+    if low > high:
+        raise _config_error(path, f"{value!r} is reversed: the low end comes first ({high}-{low})")
+    if low < MIN_PORT:
+        raise _config_error(path, f"{value!r} starts below {MIN_PORT}: ports under {MIN_PORT} are privileged, "
+                                  "a user's server cannot listen there")
+    if high > MAX_PORT:
+        raise _config_error(path, f"{value!r} ends above {MAX_PORT}, the highest port")
+    return low, high
+
+
 def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     _known_keys(data, CLUSTER_KEYS, path)
     name = _name(data.get("name"), f"{path}.name")
@@ -219,8 +252,10 @@ def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     if query == "shared" and (scheduler != "slurm" or submit != "local"):
         raise _config_error(f"{path}.status_query", "shared needs scheduler: slurm and submit: local (the hub "
                             "queries as itself, without sudo or ssh); use user")
+    port_range = parse_port_range(data.get("port_range"), f"{path}.port_range")
     return Cluster(name, str(data.get("title") or name), scheduler, submit, login_host,
-                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix, query)
+                   accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix, query,
+                   port_range)
 
 
 class Catalog:
@@ -391,7 +426,10 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
     ``spawner`` is the cluster's entry of the rendered catalog (batch script,
     exec prefix). The child also gets the submit mode (``hpcgw_submit``), the
     cluster's title for its messages (``hpcgw_cluster_title``), its name
-    (``hpcgw_cluster_name``: its shared status poller) and empty
+    (``hpcgw_cluster_name``: its shared status poller), for a cluster with a
+    ``port_range`` the launcher that picks a port inside it
+    (``batchspawner_singleuser_cmd``) and the range the hub's callback
+    accepts (``hpcgw_port_min``, ``hpcgw_port_max``), and empty
     ``user_options``: wrapspawner links every trait the wrapper and the
     child share unless it is set here, and batchspawner 1.3.0 merges
     ``user_options`` into the batch script's variables, so the raw request
@@ -404,6 +442,10 @@ def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -
     config["hpcgw_submit"] = cluster.submit
     config["hpcgw_cluster_title"] = cluster.title
     config["hpcgw_cluster_name"] = cluster.name
+    if cluster.port_range is not None:
+        low, high = cluster.port_range
+        config["batchspawner_singleuser_cmd"] = f"{RANGE_LAUNCHER} --port-range {low}-{high}"
+        config["hpcgw_port_min"], config["hpcgw_port_max"] = low, high
     config["user_options"] = {}
     return config
 

@@ -26,6 +26,9 @@ def _hint(tail: str) -> str:
     if "/.local/lib/python" in tail:
         return ("A Python package in your ~/.local takes the place of the server's own: remove it, or move "
                 "~/.local aside (`mv ~/.local ~/.local.off`), and start again.")
+    if "no free port for the Jupyter server" in tail:
+        return ("Every port the site opens for Jupyter servers on that node is taken: start again in a few "
+                "minutes (another node may have one), or ask your support team to widen the cluster's port_range.")
     if MODULE_FAILURE.search(tail):
         return "A module the job loads failed: check the module names above, or ask your support team."
     return "If the lines above do not say why, send them to your support team."
