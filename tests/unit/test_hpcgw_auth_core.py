@@ -19,6 +19,7 @@ from hpcgw_auth_core import (  # noqa: E402
     IdentityRejected,
     group_access,
     identity_from_headers,
+    login_rights,
     map_username,
     scope_groups,
     split_groups,
@@ -287,3 +288,30 @@ def test_admin_group_counts_from_an_allowed_realm_only(header: str, admin: bool)
 
 def test_scope_groups_keeps_groups_without_realm_once() -> None:
     assert scope_groups(["a", "a@R", "a", "b@x"], frozenset({"r"}), True) == (["a"], ["b@x"])
+
+
+class TestLoginRights:
+    """Admins as operators: never the admin flag, the operator group granted only here."""
+
+    ADMIN = GroupAccess(allowed=True, admin=True)
+    USER = GroupAccess(allowed=True, admin=False)
+    UNDECIDED = GroupAccess(allowed=True, admin=None)
+
+    def test_full_rights_keep_the_header_groups_and_the_admin_flag(self) -> None:
+        assert login_rights("frank", ["gw-admins"], self.ADMIN, "", frozenset()) == (["gw-admins"], True)
+        assert login_rights("alice", ["a"], self.UNDECIDED, "", frozenset()) == (["a"], None)
+
+    def test_an_admin_is_an_operator_and_never_admin(self) -> None:
+        assert login_rights("frank", ["gw-admins"], self.ADMIN, "ops", frozenset()) == (["gw-admins", "ops"], False)
+
+    def test_an_admin_user_is_an_operator_without_admin_groups(self) -> None:
+        assert login_rights("bob", [], self.UNDECIDED, "ops", frozenset({"bob"})) == (["ops"], False)
+
+    def test_the_operator_group_from_the_header_is_dropped(self) -> None:
+        # A user (or a forged groups header) naming the operator group gains nothing.
+        assert login_rights("mallory", ["ops", "physics"], self.USER, "ops", frozenset({"bob"})) == (["physics"], False)
+        assert login_rights("mallory", ["ops"], self.UNDECIDED, "ops", frozenset()) == ([], False)
+
+    def test_a_former_admin_loses_the_flag(self) -> None:
+        # False, not None: the hub revokes an admin flag a user kept from before.
+        assert login_rights("carol", [], self.USER, "ops", frozenset())[1] is False

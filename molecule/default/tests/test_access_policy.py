@@ -15,9 +15,11 @@ def test_allowed_user_logs_in(gwclient: Callable[..., dict[str, Any]]) -> None:
 
 
 def test_admin_user_and_normalization(gwclient: Callable[..., dict[str, Any]]) -> None:
-    # "Bob@EXAMPLE.ORG" -> realm stripped, lowercased -> bob, an admin
+    # "Bob@EXAMPLE.ORG" -> realm stripped, lowercased -> bob, an admin: an
+    # operator (jupyterhub_admin_rights: operator), not JupyterHub's admin
     result = gwclient("whoami", BASE, "Bob@EXAMPLE.ORG", PASSWORDS["Bob@EXAMPLE.ORG"])
-    assert result.get("name") == "bob" and result.get("admin") is True, result
+    assert result.get("name") == "bob" and result.get("admin") is False, result
+    assert "hpcgw-operators" in result.get("groups", []), result
 
 
 @pytest.mark.parametrize("user", ["dave", "mallory", "root", "daemon", "svcacct"])

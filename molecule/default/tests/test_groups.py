@@ -30,11 +30,12 @@ def test_user_in_neither_is_refused(gwclient: Callable[..., dict[str, Any]]) -> 
 
 
 def test_admin_group_member_is_admin(gwclient: Callable[..., dict[str, Any]]) -> None:
-    # frank: only in gw-admins -> allowed and admin, checked on the REST API
+    # frank: only in gw-admins -> allowed and an admin (an operator: the hub's
+    # operator group, not JupyterHub's admin flag), checked on the REST API
     # and on the admin page, as frank
     result = gwclient("page", BASE, "frank", PASSWORDS["frank"], "/hub/admin")
-    assert result.get("name") == "frank" and result.get("admin") is True, result
-    assert result.get("groups") == ["gw-admins"], result
+    assert result.get("name") == "frank" and result.get("admin") is False, result
+    assert sorted(result.get("groups", [])) == ["gw-admins", "hpcgw-operators"], result
     assert result.get("page_status") == 200, result
 
 

@@ -22,6 +22,8 @@ object on stdout each):
   run-in BASE USER PASSWORD KERNEL CODE  run CODE in that kernel over a new websocket
   fetch BASE USER PASSWORD PATH        GET PATH (under the base path, e.g. /user/alice/proxy/8787/) as a
                                        browser (redirects followed): status, final path, the body's start
+  call BASE USER PASSWORD CALLS_JSON   each [METHOD, PATH, BODY|null] (PATH under the base path, e.g.
+                                       /hub/api/users/alice) through the hub's REST API as that browser
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
 
 BASE and --base-path as in gwclient.py.
@@ -211,6 +213,20 @@ def fetch(browser: Browser, path: str) -> dict[str, Any]:
     return out
 
 
+def call(browser: Browser, calls: list[list[Any]]) -> dict[str, Any]:
+    """Log in, then each [METHOD, path under the base path, JSON body or null]
+    through the hub's REST API as that user's browser (cookie and XSRF)."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    browser.request("GET", f"{pre}/hub/home")
+    answers = []
+    for method, path, payload in calls:
+        status, body = browser.api(method, pre + path, payload, xsrf_path=f"{pre}/hub")
+        answers.append({"method": method, "path": path, "status": status, "body": body})
+    out["calls"] = answers
+    return out
+
+
 def announcement(page: str) -> str:
     """The notice a hub page shows above its content ("" when none)."""
     notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', page, re.S)
@@ -245,6 +261,8 @@ def main(argv: list[str]) -> int:
     elif command == "run-in":
         result = login(browser)
         result.update(run_in(browser, str(result.get("name")), argv[5], argv[6]))
+    elif command == "call":
+        result = call(browser, json.loads(argv[5]))
     elif command == "fetch":
         result = fetch(browser, argv[5])
     elif command == "form":

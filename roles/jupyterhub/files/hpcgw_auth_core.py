@@ -215,3 +215,28 @@ def group_access(
     if admin_groups:
         admin = name in admin_users or in_admin_group
     return GroupAccess(allowed=allowed, admin=admin)
+
+
+def login_rights(
+    name: str,
+    groups: list[str],
+    access: GroupAccess,
+    operator_group: str,
+    operator_users: frozenset[str] | set[str],
+) -> tuple[list[str], Optional[bool]]:
+    """The hub groups and admin flag a login carries.
+
+    Without an operator group (admin rights ``full``): the header's groups
+    and ``access.admin`` (JupyterHub's admin role, which may act as any
+    user). With one (``operator``): never the admin flag (False, so a
+    former admin loses it at the next login); the admins (operator users,
+    or ``access.admin``) are put in the operator group, whose role steers
+    servers but cannot enter them, and a group of that name sent in the
+    header is dropped, so only this decision grants it.
+    """
+    if not operator_group:
+        return list(groups), access.admin
+    kept = [group for group in groups if group != operator_group]
+    if access.admin or name in operator_users:
+        kept.append(operator_group)
+    return kept, False

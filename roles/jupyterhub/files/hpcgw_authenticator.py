@@ -19,7 +19,8 @@ from tornado import web
 from traitlets import Bool, Int, Set, Unicode
 
 import hpcgw_audit
-from hpcgw_auth_core import HeaderPolicy, IdentityRejected, group_access, header_values, identity_from_headers
+from hpcgw_auth_core import (HeaderPolicy, IdentityRejected, group_access, header_values, identity_from_headers,
+                             login_rights)
 
 
 class GatewayLoginHandler(BaseHandler):  # type: ignore[misc]
@@ -60,6 +61,10 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
     min_uid = Int(1000, config=True, help="Refuse local accounts below this uid.")
     allowed_groups = Set(Unicode(), config=True, help="Groups (from the groups header) allowed in.")
     admin_groups = Set(Unicode(), config=True, help="Groups (from the groups header) made admin.")
+    operator_group = Unicode("", config=True,
+                             help="Hub group the admins are put in (their role steers servers but cannot enter "
+                                  "them); empty: admins get JupyterHub's admin role instead.")
+    operator_users = Set(Unicode(), config=True, help="Users made admins through the operator group.")
     logout_redirect_url = Unicode("", config=True,
                                   help="Where /hub/logout sends the browser once the hub's cookies are cleared: "
                                        "the SSO module's logout. Empty: the hub's own logout page.")
@@ -109,8 +114,10 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
             self.log.warning("Groups of %s from realms not allowed, ignored: %s", ident["name"], ", ".join(ignored))
         # Always a list (possibly empty): with manage_groups the hub's group
         # memberships follow the header at every login.
-        result: dict[str, Any] = {"name": ident["name"], "groups": groups}
-        admin = self._access(str(ident["name"]), groups).admin
+        name = str(ident["name"])
+        hub_groups, admin = login_rights(name, groups, self._access(name, groups), self.operator_group,
+                                         frozenset(self.operator_users))
+        result: dict[str, Any] = {"name": name, "groups": hub_groups}
         if admin is not None:
             result["admin"] = admin
         return result
@@ -120,8 +127,10 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
         the login, or why it was refused (authenticate already wrote its own refusals)."""
         result = await super().get_authenticated_user(handler, data)
         if result is not None:
+            groups = result.get("groups") or []
             hpcgw_audit.emit("login", user=result["name"], admin=result.get("admin"),
-                             groups=result.get("groups") or [], ip=handler.request.remote_ip)
+                             operator=bool(self.operator_group) and self.operator_group in groups,
+                             groups=groups, ip=handler.request.remote_ip)
         elif not getattr(handler, "hpcgw_audited", False):
             name = getattr(handler, "hpcgw_identity", "")
             hpcgw_audit.emit("refusal", what="login", user=name or None, reason=self._refusal_reason(name),
@@ -138,7 +147,7 @@ class GatewayRemoteUserAuthenticator(RemoteUserAuthenticator):  # type: ignore[m
         return "not allowed (not in the allowed users or groups)"
 
     def _access(self, username: str, groups: list[str]) -> Any:
-        return group_access(username, groups, frozenset(self.admin_users),
+        return group_access(username, groups, frozenset(self.admin_users) | frozenset(self.operator_users),
                             frozenset(self.allowed_groups), frozenset(self.admin_groups))
 
     def check_allowed(self, username: str, authentication: Optional[dict[str, Any]] = None) -> bool:

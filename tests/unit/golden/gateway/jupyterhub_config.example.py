@@ -73,7 +73,20 @@ c.Authenticator.allow_existing_users = False
 # Hub group memberships follow the groups header at every login.
 c.Authenticator.manage_groups = True
 c.Authenticator.allowed_users = set([])
-c.Authenticator.admin_users = set([])
+# Admins are operators (jupyterhub_admin_rights: operator): the admin page,
+# every user's and server's state, start and stop of any server; never
+# another user's server nor a token in their name (JupyterHub's admin role
+# has both: an admin could run code as any user). The authenticator puts
+# them in the operator group at every login (and everyone else out of it).
+c.Authenticator.admin_users = set()
+c.GatewayRemoteUserAuthenticator.operator_users = set([])
+c.GatewayRemoteUserAuthenticator.operator_group = "hpcgw-operators"
+c.JupyterHub.load_roles.append({
+    "name": "hpcgw-operator",
+    "description": "Gateway operators: see and steer every server, never enter one",
+    "scopes": ["admin-ui", "list:users", "read:users", "admin:servers", "list:groups", "read:groups", "list:services", "read:services", "read:hub", "read:roles", "read:metrics"],
+    "groups": ["hpcgw-operators"],
+})
 c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody", "jupyterhub"])
 
 # --- spawner: the local one (sudospawner, runs the server on the gateway as
