@@ -208,11 +208,17 @@ def _batch_commands(sudoers: str) -> list[str]:
 
 
 def test_demo_sudo_rules_allow_exactly_the_local_profile_and_the_clusters(rendered: dict[str, str]) -> None:
-    """The local profile's sudospawner, the local SLURM cluster's commands
+    """The local profile's scope launcher (root, a verb and a name) and mediator
+    (as the users, no arguments), the local SLURM cluster's commands
     (arguments pinned) and, over SSH through the root-owned client
     configuration, the SSH cluster's commands on its login host; nothing else."""
     sudoers = rendered["jupyterhub.sudoers.demo"]
-    assert "Cmnd_Alias HPCGW_LOCAL = /opt/jupyterhub/bin/hpcgw-sudospawner\n" in sudoers
+    assert "Cmnd_Alias HPCGW_LOCAL = /opt/jupyterhub/bin/hpcgw-local-mediator \"\"\n" in sudoers
+    assert ("Cmnd_Alias HPCGW_LOCAL_SCOPE = /usr/local/sbin/hpcgw-local-scope ^(start|stop) [A-Za-z0-9_][A-Za-z0-9_.-]*$\n"
+            in sudoers)
+    assert "\njupyterhub ALL=(root) NOPASSWD: HPCGW_LOCAL_SCOPE\n" in sudoers
+    assert [line for line in sudoers.splitlines() if "(root)" in line or "ALL=(ALL" in line] == [
+        "jupyterhub ALL=(root) NOPASSWD: HPCGW_LOCAL_SCOPE"]
     assert sorted(_batch_commands(sudoers)) == sorted([
         "/usr/bin/sbatch",
         "/usr/bin/squeue",
