@@ -57,7 +57,7 @@ def test_scheduler_calls_are_counted_per_command() -> None:
         "jupyterhub : PWD=/var/lib/jupyterhub ; USER=alice ; COMMAND=/usr/bin/squeue -h -j 3 -t all",
         "jupyterhub : PWD=/var/lib/jupyterhub ; USER=bob ; COMMAND=/usr/bin/squeue -h -j 4 -t all",
         "jupyterhub : PWD=/var/lib/jupyterhub ; USER=bob ; COMMAND=/usr/bin/sbatch --parsable",
-        "jupyterhub : USER=alice ; COMMAND=/opt/jupyterhub/bin/hpcgw-sudospawner",
+        "jupyterhub : USER=root ; COMMAND=/usr/local/sbin/hpcgw-local-scope start alice",
         "pam_unix(sudo:session): session opened for user alice(uid=20001) by (uid=999)",
     ])
     assert bench.count_scheduler_calls(journal) == {"squeue": 2, "sbatch": 1}

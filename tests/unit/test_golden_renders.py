@@ -42,6 +42,11 @@ CHP_UNIT = "roles/chp/templates/configurable-http-proxy.service.j2"
 # Role spawn_profiles' command prefix per submit mode (its vars/main.yml), as
 # the role's catalog task hands it to every cluster.
 EXEC_PREFIX = "tests/unit/playbooks/templates/spawn_profiles_exec_prefix.json.j2"
+# Role jupyterhub's configuration of the scope launcher (its vars/main.yml,
+# written by a copy task), the slice of the local servers, the mediator.
+LOCAL_SCOPE = "tests/unit/playbooks/templates/jupyterhub_local_scope.json.j2"
+LOCAL_SLICE = "roles/jupyterhub/templates/hpcgw-local.slice.j2"
+LOCAL_MEDIATOR = "roles/jupyterhub/templates/hpcgw-local-mediator.j2"
 SUDOERS = sorted(ROOT.glob("roles/*/templates/sudoers*.j2"))
 INVENTORIES = {"demo": "inventories/demo", "example": "inventories/example"}
 BASE_PATHS = {"root": "/", "jupyter": "/jupyter/"}
@@ -89,6 +94,9 @@ def gateway_files(prefix: str, data: dict[str, Any]) -> list[Case]:
         Case(f"jupyterhub_config.{prefix}.py", JUPYTERHUB_CONFIG, data),
         Case(f"configurable-http-proxy.{prefix}.service", CHP_UNIT, data),
         Case(f"spawn_profiles.exec_prefix.{prefix}.json", EXEC_PREFIX, data, role="spawn_profiles"),
+        Case(f"jupyterhub.local_scope.{prefix}.json", LOCAL_SCOPE, data, role="jupyterhub"),
+        Case(f"hpcgw-local.{prefix}.slice", LOCAL_SLICE, data),
+        Case(f"hpcgw-local-mediator.{prefix}", LOCAL_MEDIATOR, data),
     ]
     out += [Case(sudoers_name(template, prefix), template.relative_to(ROOT).as_posix(), data) for template in SUDOERS]
     return out
@@ -208,11 +216,17 @@ def _batch_commands(sudoers: str) -> list[str]:
 
 
 def test_demo_sudo_rules_allow_exactly_the_local_profile_and_the_clusters(rendered: dict[str, str]) -> None:
-    """The local profile's sudospawner, the local SLURM cluster's commands
+    """The local profile's scope launcher (root, a verb and a name) and mediator
+    (as the users, no arguments), the local SLURM cluster's commands
     (arguments pinned) and, over SSH through the root-owned client
     configuration, the SSH cluster's commands on its login host; nothing else."""
     sudoers = rendered["jupyterhub.sudoers.demo"]
-    assert "Cmnd_Alias HPCGW_LOCAL = /opt/jupyterhub/bin/hpcgw-sudospawner\n" in sudoers
+    assert "Cmnd_Alias HPCGW_LOCAL = /opt/jupyterhub/bin/hpcgw-local-mediator \"\"\n" in sudoers
+    assert ("Cmnd_Alias HPCGW_LOCAL_SCOPE = /usr/local/sbin/hpcgw-local-scope ^(start|stop) [A-Za-z0-9_][A-Za-z0-9_.-]*$\n"
+            in sudoers)
+    assert "\njupyterhub ALL=(root) NOPASSWD: HPCGW_LOCAL_SCOPE\n" in sudoers
+    assert [line for line in sudoers.splitlines() if "(root)" in line or "ALL=(ALL" in line] == [
+        "jupyterhub ALL=(root) NOPASSWD: HPCGW_LOCAL_SCOPE"]
     assert sorted(_batch_commands(sudoers)) == sorted([
         "/usr/bin/sbatch",
         "/usr/bin/squeue",
@@ -311,3 +325,21 @@ def test_the_basic_users_file_holds_exactly_the_inventorys_users_with_cheap_hash
         assert hashed.startswith("$6$rounds=1000$"), hashed
         assert sha512_crypt.verify(users[name], hashed), name
         assert not sha512_crypt.verify(users[name] + "x", hashed), name
+
+
+def test_the_scope_launcher_accepts_its_rendered_configuration(rendered: dict[str, str]) -> None:
+    """The launcher's own parser takes what the role writes; the demo's
+    limits, bob's override and the accounts it refuses are in it."""
+    import hpcgw_local_scope  # pylint: disable=import-outside-toplevel
+
+    for inventory in INVENTORIES:
+        settings = hpcgw_local_scope.parse_settings(json.loads(rendered[f"jupyterhub.local_scope.{inventory}.json"]))
+        assert {"#0", "jupyterhub", "root", "nobody"} <= settings.refused
+        assert settings.min_uid == 1000 and settings.mediator == "/opt/jupyterhub/bin/hpcgw-local-mediator"
+    demo = hpcgw_local_scope.parse_settings(json.loads(rendered["jupyterhub.local_scope.demo.json"]))
+    assert (demo.group, demo.limits, demo.users) == (
+        "hpcgw-users", {"memory_max": "1G", "cpu_quota": "100%", "tasks_max": "256"}, {"bob": {"tasks_max": "300"}})
+    assert "mallory" in demo.refused
+    assert "\nMemoryMax=3G\n" in rendered["hpcgw-local.demo.slice"]
+    assert "\nMemoryMax=75%\n" in rendered["hpcgw-local.example.slice"]
+    assert "CPUQuota" not in rendered["hpcgw-local.demo.slice"]

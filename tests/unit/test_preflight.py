@@ -535,3 +535,45 @@ def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], n
     result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_local_limits": {"memory_max": "1G", "cpu_quota": "100%"}}, "jupyterhub_local_limits: missing tasks_max"),
+        ({"jupyterhub_local_limits": {"memory_max": "100M", "cpu_quota": "100%", "tasks_max": 256}},
+         'jupyterhub_local_limits.memory_max "100M" must be a size of at least 512M'),
+        ({"jupyterhub_local_limits": {"memory_max": "2 GB", "cpu_quota": "100%", "tasks_max": 256}},
+         'jupyterhub_local_limits.memory_max "2 GB"'),
+        ({"jupyterhub_local_limits": {"memory_max": "1G", "cpu_quota": "1.5", "tasks_max": 256}},
+         'jupyterhub_local_limits.cpu_quota "1.5" must be a percentage of one CPU'),
+        ({"jupyterhub_local_limits": {"memory_max": "1G", "cpu_quota": "100%", "tasks_max": 8}},
+         'jupyterhub_local_limits.tasks_max "8" must be a number of processes and threads, at least 32'),
+        ({"jupyterhub_local_limits": {"memory_max": "1G", "cpu_quota": "100%", "tasks_max": 64, "swap": "0"}},
+         "jupyterhub_local_limits: unknown keys swap"),
+        ({"jupyterhub_local_limits_users": {"bob": {"memory_max": "150%"}}},
+         'jupyterhub_local_limits_users.bob.memory_max "150%"'),
+        ({"jupyterhub_local_limits_users": {"-p": {"tasks_max": 64}}}, 'jupyterhub_local_limits_users: "-p" is not an account name'),
+        ({"jupyterhub_local_slice_limits": {"cpu_quota": "lots"}}, 'jupyterhub_local_slice_limits.cpu_quota "lots"'),
+        ({"jupyterhub_local_stop_timeout": 0}, "jupyterhub_local_stop_timeout 1-300 seconds (got 0)"),
+        ({"jupyterhub_local_max_memory_mb": 2048}, "jupyterhub_local_max_memory_mb: no longer used"),
+        ({"jupyterhub_local_max_processes": 256}, "set jupyterhub_local_limits (memory_max, cpu_quota, tasks_max"),
+    ],
+)
+def test_wrong_local_limits_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                          expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_local_limits_of_every_form_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(
+        jupyterhub_local_limits={"memory_max": "25%", "cpu_quota": "250%", "tasks_max": "1024"},
+        jupyterhub_local_limits_users={"alice": {"memory_max": "524288K"}, "bob.smith": {"cpu_quota": "10%", "tasks_max": 32}},
+        jupyterhub_local_slice_limits={"memory_max": "20G", "cpu_quota": "150%", "tasks_max": 4096})
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -53,4 +53,4 @@ def test_sudo_rules_valid(gateway: Any) -> None:
     with gateway.sudo():
         assert gateway.run("visudo -cf /etc/sudoers.d/jupyterhub").rc == 0
         rules = gateway.check_output("sudo -l -U jupyterhub")
-    assert "!root" in rules and "sudospawner" in rules
+    assert "!root" in rules and "hpcgw-local-mediator" in rules and "hpcgw-local-scope" in rules

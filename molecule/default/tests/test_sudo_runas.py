@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-SUDOSPAWNER = "/opt/jupyterhub/bin/hpcgw-sudospawner"
+SUDOSPAWNER = "/opt/jupyterhub/bin/hpcgw-local-mediator"
 
 
 def _hub_may(gateway: Any, runas: str) -> bool:

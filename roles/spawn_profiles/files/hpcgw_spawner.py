@@ -79,7 +79,7 @@ class GatewaySpawner(ProfilesSpawner):
     catalog_file = Unicode("/etc/jupyterhub/clusters.json", config=True,
                            help="JSON rendered by the spawn_profiles role.")
     local_title = Unicode("", config=True, help="Title of the local profile; empty disables it.")
-    local_class = Unicode("sudospawner.SudoSpawner", config=True,
+    local_class = Unicode("hpcgw_local.LocalScopeSpawner", config=True,
                           help="Spawner class of the local profile.")
     local_config = Dict(config=True, help="Traits of the local profile's spawner.")
     gateway_tag = Unicode("", config=True,

@@ -89,15 +89,18 @@ c.JupyterHub.load_roles.append({
 })
 c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "nobody", "www-data", "jupyterhub", "mallory"])
 
-# --- spawner: the local one (sudospawner, runs the server on the gateway as
-# the user; the hub stays unprivileged). Role spawn_profiles replaces it with
-# the profile form of the clusters and queues (snippet below).
-c.JupyterHub.spawner_class = "sudospawner.SudoSpawner"
+# --- spawner: the local one (sudospawner's protocol, the server runs on the
+# gateway as the user in a systemd scope of its own with the user's limits;
+# the hub stays unprivileged). Role spawn_profiles replaces it with the
+# profile form of the clusters and queues (snippet below).
+c.JupyterHub.spawner_class = "hpcgw_local.LocalScopeSpawner"
 c.SudoSpawner.ip = "127.0.0.1"
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 120
-# sudospawner behind the local servers' limits (hpcgw-sudospawner).
-c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-sudospawner"
+# Spawns: the root launcher puts the user-side mediator into the user's scope
+# (sudo, start|stop <user>); signals: the mediator as the user.
+c.LocalScopeSpawner.scope_launcher = "/usr/local/sbin/hpcgw-local-scope"
+c.SudoSpawner.sudospawner_path = "/opt/jupyterhub/bin/hpcgw-local-mediator"
 # batchspawner's command prefix and its sudo rules are role spawn_profiles'
 # (per scheduler and submit mode, with the clusters' data).
 

@@ -10,7 +10,7 @@ c = get_config()  # noqa: F821
 c.JupyterHub.spawner_class = "hpcgw_spawner.GatewaySpawner"
 c.GatewaySpawner.catalog_file = "/etc/jupyterhub/clusters.json"
 c.GatewaySpawner.local_title = "Dedicated Jupyter node (gateway)"
-c.GatewaySpawner.local_class = "sudospawner.SudoSpawner"
+c.GatewaySpawner.local_class = "hpcgw_local.LocalScopeSpawner"
 c.GatewaySpawner.local_config = {"ip": "127.0.0.1"}
 c.GatewaySpawner.gateway_tag = "hpcgw-gw"
 # Every cluster's own prefix comes from the catalog; this one is the
