@@ -28,7 +28,13 @@ def test_an_admin_is_an_operator_not_a_hub_admin(client: Callable[..., dict[str,
     assert me.get("name") == user and me.get("admin") is False, me
     assert OPERATOR_GROUP in me.get("groups", []), me
     body = me["calls"][0]["body"]
-    assert "hpcgw-operator" in body.get("roles", []) and "admin" not in body.get("roles", []), body
+    assert "admin" not in body.get("roles", []), body
+    # The request's own scopes (its session's): the admin page, but no way
+    # into anybody else's server or name.
+    scopes = set(body.get("scopes", []))
+    assert "admin-ui" in scopes and "admin:servers" in scopes, scopes
+    assert not {"access:servers", "tokens", "admin:users", "admin:auth_state", "shares"} & scopes, scopes
+    assert not [s for s in scopes if s.startswith(("access:servers!user=", "tokens!user=")) and not s.endswith("=" + user)], scopes
 
 
 def test_a_non_admin_is_no_operator(client: Callable[..., dict[str, Any]]) -> None:
