@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import stat
 import tarfile
@@ -206,5 +207,18 @@ def test_file_arguments_are_plain_names_and_absolute_paths(item: str) -> None:
 
 
 def test_main_reports_a_refusal_on_stderr_with_status_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = os.umask(0o022)
+    os.umask(before)
     assert hb.main(["verify", str(tmp_path / "missing.tar.gz")]) == 1
     assert "hpcgw-hub-backup verify:" in capsys.readouterr().err
+    assert os.umask(before) == before  # the caller's umask is left as it was
+
+
+def test_main_backs_up_and_restores(hub: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert hb.main(["backup", "--dest", str(hub["dest"]), "--keep", "2", "--db", str(hub["db"]),
+                    f"--file=cookie_secret={hub['cookie_secret']}"]) == 0
+    archive = json.loads(capsys.readouterr().out)["archive"]
+    hub["cookie_secret"].unlink()
+    assert hb.main(["restore", archive, "--db", str(hub["db"]), f"--file=cookie_secret={hub['cookie_secret']}"]) == 0
+    assert json.loads(capsys.readouterr().out)["restored"] == ["jupyterhub.sqlite", "cookie_secret"]
+    assert hub["cookie_secret"].read_text() == "ab" * 32 + "\n"

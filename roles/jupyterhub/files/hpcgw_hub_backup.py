@@ -267,7 +267,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    os.umask(0o077)
+    umask = os.umask(0o077)
     try:
         if args.command == "backup":
             result: dict[str, object] = backup(args.dest, args.keep, args.db, parse_files(args.file))
@@ -280,6 +280,8 @@ def main(argv: list[str]) -> int:
     except BackupError as err:
         print(f"hpcgw-hub-backup {args.command}: {err}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)
     print(json.dumps(result, sort_keys=True))
     return 0
 
