@@ -537,6 +537,17 @@ def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], n
     assert expected in " ".join(result.stdout.split()), result.stdout
 
 
+def _branded(good: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    groups = _groups(good)
+    groups["gateway"].update(load_vars("inventories/demo/group_vars/gateway/branding.yml"))
+    return groups
+
+
+def test_the_demo_branding_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    result = run_playbook(VALIDATE, tmp_path, _branded(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -577,3 +588,25 @@ def test_local_limits_of_every_form_pass(tmp_path: Path, good: dict[str, Any]) -
         jupyterhub_local_slice_limits={"memory_max": "20G", "cpu_quota": "150%", "tasks_max": 4096})
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_branding_logo_file": "/nonexistent/logo.png"}, "got '/nonexistent/logo.png'"),
+        ({"jupyterhub_branding_logo_file": "{{ playbook_dir }}/validate.yml"}, "playbooks/validate.yml'"),
+        ({"jupyterhub_branding_help_url": "http://help.example.org/"}, "got 'http://help.example.org/'"),
+        ({"jupyterhub_branding_help_url": "javascript:alert(1)"}, "got 'javascript:alert(1)'"),
+        ({"jupyterhub_branding_help_url": "/docs/\" onmouseover=\"x()"}, "no http:, javascript: or other schemes"),
+        ({"jupyterhub_branding_templates_dir": "/nonexistent/templates"}, "got '/nonexistent/templates'"),
+        ({"jupyterhub_backup_keep": 0}, "jupyterhub_backup_keep at least 1 (got 0)"),
+        ({"jupyterhub_backup_dir": "/var/backups"}, "got '/var/backups'"),
+    ],
+)
+def test_wrong_branding_or_backup_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                         expected: str) -> None:
+    groups = _branded(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout

@@ -180,6 +180,14 @@ def test_browser_form_states_keyboard_and_the_running_job(
 
     assert _serious(result) == {}, _serious(result)
     assert {"login", "home", "form", "form-custom", "form-360", "progress-running"} <= set(result["axe"]), result
+    # Issue 13: the demo's branding and banner as the browser shows them (the logo image loaded).
+    brand = result["branding"]
+    assert brand["title"] == "Demo HPC Centre" and brand["site_title"] == "Demo HPC Centre", brand
+    assert brand["logo_width"] > 0 and brand["logo_alt"] == "Demo HPC Centre logo", brand
+    assert (brand["help_href"], brand["help_text"]) == ("https://hpc-gateway.example.org/docs/",
+                                                        "Help and documentation"), brand
+    assert brand["banner"].startswith("Demo gateway: the cluster is reset"), brand
+    assert brand["page_text"].startswith("Your server runs as a batch job"), brand
     # The custom request's inputs carry the chosen queue's range (the demo's debug queue).
     limits = result["custom_limits"]
     assert (limits["hpcgw-cores"]["min"], limits["hpcgw-cores"]["max"]) == ("1", "2"), limits
@@ -192,7 +200,7 @@ def test_browser_form_states_keyboard_and_the_running_job(
     assert result["keys"][-1] == "Enter" and "Tab" in result["keys"], result["keys"]
     running = result["running"]
     assert running["node"] in COMPUTE and "RUNNING" in running["state"] and running["job_id"].isdigit(), running
-    _assert_screenshots("form-preset.png", "form-custom.png", "form-360.png", "progress-running.png")
+    _assert_screenshots("home-branded.png", "form-preset.png", "form-custom.png", "form-360.png", "progress-running.png")
     assert wait_no_jobs(controller, USER) == [], "the stopped server left a SLURM job behind"
 
 

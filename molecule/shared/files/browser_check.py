@@ -23,7 +23,8 @@ the spawn form and the progress page (issue 17); every page they visit is
 checked with axe-core (--axe: its axe.min.js, injected into the page), the
 violations kept in the JSON line ("axe": page -> [{id, impact, nodes}]):
 
-  form      the form with the preset (form-preset.png), the custom request
+  form      the home page with the site's branding and banner (home-branded.png:
+            title, logo, help link, banner, home text), the form with the preset (form-preset.png), the custom request
             with its limits (form-custom.png: min/max/value of each input),
             the form at 360x740 (form-360.png: horizontal overflow, the Start
             button inside the page's width), then by keyboard alone (Tab to
@@ -576,12 +577,32 @@ def keyboard_submit(run: Run, preset: str) -> list[str]:
     return pressed
 
 
+def branding(run: Run) -> dict[str, Any]:
+    """What the page shows of the site's branding (issue 13): the tab's title,
+    the title beside the logo, whether the logo image loaded (its natural
+    width), the help link, the announcement banner and the page's text."""
+    return run.driver.execute_script("""
+        const text = (sel) => { const e = document.querySelector(sel); return e ? e.textContent.trim() : ""; };
+        const logo = document.querySelector("#jupyterhub-logo img");
+        const help = document.querySelector("#hpcgw-help");
+        return {title: document.title, site_title: text("#hpcgw-site-title"),
+                logo_width: logo ? logo.naturalWidth : 0, logo_alt: logo ? logo.alt : "",
+                help_href: help ? help.getAttribute("href") : "", help_text: text("#hpcgw-help"),
+                banner: text("#hpcgw-announcement"), page_text: text("#hpcgw-page-text")};""")
+
+
 def check_form(run: Run, args: argparse.Namespace) -> None:
     run.step = "login"
     form_login(run, args.password)
     run.driver.get(run.url("/hub/home"))
     run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page")
+    run.step = "branding"
+    run.wait(lambda d: d.execute_script(
+        "const i = document.querySelector('#jupyterhub-logo img'); return !!i && i.complete;"), "the logo to load")
+    run.result["branding"] = branding(run)
+    run.screenshot("home-branded.png")
     axe_check(run, "home")
+    run.step = "form"
     form_states(run, args.preset)
     run.step = "keyboard"
     run.result["keys"] = keyboard_submit(run, args.preset)

@@ -25,6 +25,9 @@ object on stdout each):
   call BASE USER PASSWORD CALLS_JSON   each [METHOD, PATH, BODY|null] (PATH under the base path, e.g.
                                        /hub/api/users/alice) through the hub's REST API as that browser
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
+  session-save BASE USER PASSWORD FILE log in, open the user's server (its OAuth), keep the cookies in FILE
+  session-check BASE USER PASSWORD FILE with FILE's cookies and no new login: the hub's answer about the user
+                                       and the server's, each with whether it redirected (to a login)
 
 BASE and --base-path as in gwclient.py.
 """
@@ -32,7 +35,9 @@ BASE and --base-path as in gwclient.py.
 from __future__ import annotations
 
 import html
+import http.cookiejar
 import json
+import os
 import re
 import statistics
 import sys
@@ -233,6 +238,43 @@ def announcement(page: str) -> str:
     return notice.group(1).strip() if notice else ""
 
 
+def session_save(browser: Browser, path: str) -> dict[str, Any]:
+    """Log in, open the user's server like a browser (its OAuth cookie), and
+    keep every cookie (session ones too) in `path` (0600)."""
+    out = login(browser)
+    pre = prefix_of(browser.base)
+    status, _, _ = browser.request("GET", f"{pre}/user/{out.get('name')}/files/.hpcgw-oauth-probe")
+    out["oauth_status"] = status
+    cookies = [{("rest" if k == "_rest" else k): v for k, v in vars(c).items()} for c in browser.jar]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(cookies, handle)
+    out["cookies"] = sorted(c["name"] for c in cookies)
+    return out
+
+
+def session_check(browser: Browser, user: str, path: str) -> dict[str, Any]:
+    """The kept session, without logging in again: the hub's /api/user and
+    the server's /api/status with those cookies; a redirect (the way to a
+    new login) is reported, not followed silently."""
+    with open(path, encoding="utf-8") as handle:
+        for fields in json.load(handle):
+            browser.jar.set_cookie(http.cookiejar.Cookie(**fields))
+    pre = prefix_of(browser.base)
+    out: dict[str, Any] = {}
+    for key, where, api in (("hub", f"{pre}/hub", f"{pre}/hub/api/user"),
+                            ("server", f"{pre}/user/{user}", f"{pre}/user/{user}/api/status")):
+        headers = {"X-XSRFToken": browser.cookie("_xsrf", where), "Referer": browser.base + "/"}
+        status, url, body = browser.request("GET", api, headers=headers)
+        out[f"{key}_status"] = status
+        out[f"{key}_redirected"] = urllib.parse.urlsplit(url).path != api
+        try:
+            out[f"{key}_answer"] = json.loads(body) if status == 200 else body[:300]
+        except json.JSONDecodeError:
+            out[f"{key}_answer"] = body[:300]
+    return out
+
+
 def main(argv: list[str]) -> int:
     argv, base_path = split_base_path(argv)
     command, base, user, password = argv[1:5]
@@ -275,6 +317,10 @@ def main(argv: list[str]) -> int:
         result = estimate(browser, json.loads(argv[5]), for_user, xsrf="--no-xsrf" not in rest)
     elif command == "bench":
         result = bench(browser, int(argv[5]), json.loads(argv[6]))
+    elif command == "session-save":
+        result = session_save(browser, argv[5])
+    elif command == "session-check":
+        result = session_check(browser, user, argv[5])
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

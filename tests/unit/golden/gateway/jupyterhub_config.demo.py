@@ -130,6 +130,18 @@ c.JupyterHub.load_roles.append({
 })
 hpcgw_hub_api.configure_culler("hpcgw-idle-culler", 3600, 0)
 
+# --- branding: the site's title, logo, help link and page texts (printed
+# with the hub's autoescape) through the branded page.html; the announcement
+# banner is read from its file at each page view (changed without a restart).
+import hpcgw_branding  # noqa: E402
+
+c.JupyterHub.template_paths = ["/etc/jupyterhub/branding/templates"]
+c.JupyterHub.template_vars.update({
+    "hpcgw_branding": {"help_text": "Help and documentation", "help_url": "https://hpc-gateway.example.org/docs/", "texts": {"home": "Your server runs as a batch job on a compute node; stop it when you are done so the cores go back to the queue.", "login": "Sign in with your demo account to run Jupyter on the demo cluster's compute nodes.", "spawn": "Pick a preset, or a cluster, queue and size within the queue's limits."}, "title": "Demo HPC Centre"},
+    "hpcgw_announcement": hpcgw_branding.AnnouncementFile("/etc/jupyterhub/announcement.txt"),
+})
+c.JupyterHub.logo_file = "/etc/jupyterhub/branding/logo.svg"
+
 # --- snippets of other roles (e.g. spawn_profiles), in name order ----------
 import glob as _glob
 

@@ -110,6 +110,17 @@ import hpcgw_audit  # noqa: E402
 
 hpcgw_audit.configure(enabled=True, identifier="hpcgw-audit")
 
+# --- branding: the site's title, logo, help link and page texts (printed
+# with the hub's autoescape) through the branded page.html; the announcement
+# banner is read from its file at each page view (changed without a restart).
+import hpcgw_branding  # noqa: E402
+
+c.JupyterHub.template_paths = ["/etc/jupyterhub/branding/templates"]
+c.JupyterHub.template_vars.update({
+    "hpcgw_branding": {"help_text": "Help", "help_url": "", "texts": {"home": "", "login": "", "spawn": ""}, "title": ""},
+    "hpcgw_announcement": hpcgw_branding.AnnouncementFile("/etc/jupyterhub/announcement.txt"),
+})
+
 # --- snippets of other roles (e.g. spawn_profiles), in name order ----------
 import glob as _glob
 
