@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from ansible_run import load_vars
 from golden_files import GOLDEN, assert_golden
+from hpcgw_accounts import UserAccounts, from_data
 from hpcgw_form import form_from_json, page_data, selection
 from hpcgw_profiles import FORM_FIELDS, Catalog, ChoiceError
 from hpcgw_sched import Free
@@ -40,6 +41,11 @@ def gpu_catalog() -> Catalog:
                     "walltime_min": {"default": 90, "max": 1440}},
                    {"name": "gpu", "cores": {"max": 4}, "memory_gb": {"max": 16}, "walltime_min": {"max": 240},
                     "gpus": {"default": 1, "max": 4}}]}]})
+
+
+def plain_catalog() -> Catalog:
+    """A cluster without accounts: the account field is hidden."""
+    return Catalog.from_data({"clusters": [{"name": "plain", "scheduler": "slurm", "queues": [{"name": "q"}]}]})
 
 
 def hostile_catalog() -> Catalog:
@@ -74,9 +80,13 @@ def test_every_admin_title_is_escaped_in_html_and_json() -> None:
 
 def test_demo_page_matches_golden() -> None:
     free = {"testcluster": {"debug": Free(2, 2, 32, 32, 0), "batch": Free(1, 2, 20, 32, 3)}}
-    page = render_catalog(demo_catalog(), "Dedicated Jupyter node (gateway)", free=free,
+    catalog = demo_catalog()
+    # alice's page: her SLURM associations on testcluster, her grants on vialogin
+    accounts = {"testcluster": UserAccounts(("astro", "chem")),
+                "vialogin": from_data(catalog.cluster("vialogin"), "alice", ())}
+    page = render_catalog(catalog, "Dedicated Jupyter node (gateway)", free=free,
                           estimate_clusters=frozenset({"testcluster"}),
-                          estimate_url="/jupyter/hub/api/users/alice/hpcgw-estimate")
+                          estimate_url="/jupyter/hub/api/users/alice/hpcgw-estimate", accounts=accounts)
     assert_golden(GOLDEN / "spawn_profiles" / "spawn_page.demo.html", page)
 
 
@@ -181,11 +191,12 @@ def test_last_choice_in_the_page() -> None:
     ({"profile": ["custom"], "cluster_queue": ["gc/cpu"], "account": ["proj9"]}, "account"),
     ({"profile": ["custom"], "cluster_queue": ["gc/gpu"], "gpus": ["5"]}, "gpus"),
     # the field is hidden for this queue (no accounts, no GPUs): said beside the queue
-    ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "account": ["proj9"]}, "cluster_queue"),
+    ({"profile": ["custom"], "cluster_queue": ["plain/q"], "account": ["proj9"]}, "cluster_queue"),
     ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "gpus": ["1"]}, "cluster_queue"),
 ])
 def test_refused_field_gets_the_message_beside_it(form: dict[str, list[str]], field: str) -> None:
-    catalog = gpu_catalog() if form.get("cluster_queue", [""])[0].startswith("gc/") else demo_catalog()
+    cq = form.get("cluster_queue", [""])[0]
+    catalog = gpu_catalog() if cq.startswith("gc/") else plain_catalog() if cq.startswith("plain/") else demo_catalog()
     with pytest.raises(ChoiceError) as err:
         catalog.options_from_form(form)
     submitted = {k: v[0] for k, v in form.items()}
