@@ -185,6 +185,7 @@ class AccountLookup:
             if code != 0:
                 raise RuntimeError(failure_text(code, err))
             answer = parse_sacctmgr(out, user, slurm_cluster)
+            LOG.info("Accounts of %s on %s from sacctmgr: %s", user, cluster, ", ".join(answer.accounts) or "none")
         except Exception as exc:  # noqa: BLE001  (an outage grants nothing; the user is told)
             reason = str(exc) or type(exc).__name__
             LOG.warning("Account query for %s on %s failed: %s", user, cluster, reason)
