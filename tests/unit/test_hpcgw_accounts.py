@@ -160,6 +160,13 @@ def test_a_failed_query_says_why_grants_nothing_and_is_retried_soon(catalog: Cat
     assert asyncio.run(lookup.for_user(cluster, "alice")).accounts == ("astro",)
 
 
+def test_an_error_with_exit_status_0_is_no_answer(catalog: Catalog) -> None:
+    fake = FakeSacctmgr("", code=0, err="sacctmgr: error: slurm_persist_conn_open_without_init: failed to open "
+                                         "persistent connection to host:hpcgw-ctl:6819: Connection refused\n")
+    answer = asyncio.run(AccountLookup(fake, clock=Clock()).for_user(catalog.cluster("tc"), "alice"))
+    assert answer.accounts == () and "Connection refused" in answer.error
+
+
 def test_a_hung_scheduler_neither_hangs_the_page_nor_grants(catalog: Catalog) -> None:
     fake = FakeSacctmgr()
     lookup = AccountLookup(fake, clock=Clock(), max_wait=0.05, timeout=0.2)

@@ -182,7 +182,8 @@ class AccountLookup:
                     from hpcgw_status import run_exec  # the hub's no-shell runner (kills it on a time-out)
 
                     code, out, err = await run_exec(argv, timeout=self.timeout)
-            if code != 0:
+            # An outage can print its error and still exit 0: no answer then either.
+            if code != 0 or re.search(r"^sacctmgr: (error|fatal)", err, re.M):
                 raise RuntimeError(failure_text(code, err))
             answer = parse_sacctmgr(out, user, slurm_cluster)
             LOG.info("Accounts of %s on %s from sacctmgr: %s", user, cluster, ", ".join(answer.accounts) or "none")
