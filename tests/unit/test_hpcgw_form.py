@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from ansible_run import load_vars
 from golden_files import GOLDEN, assert_golden
+from hpcgw_accounts import UserAccounts, from_data, settle
 from hpcgw_form import form_from_json, page_data, selection
 from hpcgw_profiles import FORM_FIELDS, Catalog, ChoiceError
 from hpcgw_sched import Free
@@ -40,6 +41,11 @@ def gpu_catalog() -> Catalog:
                     "walltime_min": {"default": 90, "max": 1440}},
                    {"name": "gpu", "cores": {"max": 4}, "memory_gb": {"max": 16}, "walltime_min": {"max": 240},
                     "gpus": {"default": 1, "max": 4}}]}]})
+
+
+def plain_catalog() -> Catalog:
+    """A cluster without accounts: the account field is hidden."""
+    return Catalog.from_data({"clusters": [{"name": "plain", "scheduler": "slurm", "queues": [{"name": "q"}]}]})
 
 
 def hostile_catalog() -> Catalog:
@@ -74,9 +80,13 @@ def test_every_admin_title_is_escaped_in_html_and_json() -> None:
 
 def test_demo_page_matches_golden() -> None:
     free = {"testcluster": {"debug": Free(2, 2, 32, 32, 0), "batch": Free(1, 2, 20, 32, 3)}}
-    page = render_catalog(demo_catalog(), "Dedicated Jupyter node (gateway)", free=free,
+    catalog = demo_catalog()
+    # alice's page: her SLURM associations on testcluster, her grants on vialogin
+    accounts = {"testcluster": UserAccounts(("astro", "chem")),
+                "vialogin": from_data(catalog.cluster("vialogin"), "alice", ())}
+    page = render_catalog(catalog, "Dedicated Jupyter node (gateway)", free=free,
                           estimate_clusters=frozenset({"testcluster"}),
-                          estimate_url="/jupyter/hub/api/users/alice/hpcgw-estimate")
+                          estimate_url="/jupyter/hub/api/users/alice/hpcgw-estimate", accounts=accounts)
     assert_golden(GOLDEN / "spawn_profiles" / "spawn_page.demo.html", page)
 
 
@@ -181,11 +191,12 @@ def test_last_choice_in_the_page() -> None:
     ({"profile": ["custom"], "cluster_queue": ["gc/cpu"], "account": ["proj9"]}, "account"),
     ({"profile": ["custom"], "cluster_queue": ["gc/gpu"], "gpus": ["5"]}, "gpus"),
     # the field is hidden for this queue (no accounts, no GPUs): said beside the queue
-    ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "account": ["proj9"]}, "cluster_queue"),
+    ({"profile": ["custom"], "cluster_queue": ["plain/q"], "account": ["proj9"]}, "cluster_queue"),
     ({"profile": ["custom"], "cluster_queue": ["testcluster/debug"], "gpus": ["1"]}, "cluster_queue"),
 ])
 def test_refused_field_gets_the_message_beside_it(form: dict[str, list[str]], field: str) -> None:
-    catalog = gpu_catalog() if form.get("cluster_queue", [""])[0].startswith("gc/") else demo_catalog()
+    cq = form.get("cluster_queue", [""])[0]
+    catalog = gpu_catalog() if cq.startswith("gc/") else plain_catalog() if cq.startswith("plain/") else demo_catalog()
     with pytest.raises(ChoiceError) as err:
         catalog.options_from_form(form)
     submitted = {k: v[0] for k, v in form.items()}
@@ -254,3 +265,73 @@ def test_estimate_body_goes_through_the_forms_checks() -> None:
     form = form_from_json({"profile": "custom", "cluster_queue": "testcluster/debug", "cores": 2, "walltime_min": "0:20"})
     assert demo_catalog().options_from_form(form) == {"profile": "custom", "cluster": "testcluster", "queue": "debug",
                                                       "cores": "2", "walltime_min": "20"}
+
+
+def _alice_and_carol() -> tuple[Catalog, dict[str, Any]]:
+    catalog = demo_catalog()
+    return catalog, {
+        "alice": {"testcluster": UserAccounts(("astro", "chem")),
+                  "vialogin": from_data(catalog.cluster("vialogin"), "alice", ())},
+        "carol": {"testcluster": UserAccounts(()), "vialogin": from_data(catalog.cluster("vialogin"), "carol", ())},
+    }
+
+
+def test_each_user_sees_only_their_accounts_default_selected() -> None:
+    catalog, accounts = _alice_and_carol()
+    data = page_data(catalog, "Local", accounts=accounts["alice"],
+                     last_options={"profile": "custom", "cluster": "testcluster", "queue": "batch"})
+    assert {q["value"]: q["accounts"] for q in data["queues"]} == {
+        "testcluster/debug": ["astro", "chem"], "testcluster/batch": ["astro", "chem"], "vialogin/debug": ["astro", "chem"]}
+    assert all(q["account_notice"] == "" for q in data["queues"])
+    page = render(data)
+    assert re.search(r'id="hpcgw-account" name="account"[^>]*>\s*<option value="astro" selected>astro</option>\s*'
+                     r'<option value="chem">chem</option>\s*</select>', page)
+    assert '<div class="mb-3" id="hpcgw-account-row">' in page
+    # the last choice's account is kept when it is still hers
+    chem = page_data(catalog, "Local", accounts=accounts["alice"],
+                     last_options={"profile": "custom", "cluster": "testcluster", "queue": "batch", "account": "chem"})
+    assert chem["selected"]["account"] == "chem"
+
+
+def test_a_user_without_accounts_gets_a_notice_per_cluster() -> None:
+    catalog, accounts = _alice_and_carol()
+    data = page_data(catalog, "Local", accounts=accounts["carol"])
+    by_value = {q["value"]: q for q in data["queues"]}
+    assert by_value["testcluster/debug"]["accounts"] == [] and by_value["vialogin/debug"]["accounts"] == []
+    assert "run under the scheduler's default" in by_value["testcluster/debug"]["account_notice"]
+    assert by_value["vialogin/debug"]["account_notice"].startswith(
+        "You have no account on Demo cluster through its login node (SSH), so you cannot start a server there")
+    page = render(page_data(catalog, "Local", accounts=accounts["carol"], last_options={"profile": "login-debug"}))
+    notice = re.search(r'<p class="mb-1" id="hpcgw-account-notice">([^<]*)</p>', page)
+    assert notice and "you cannot start a server there" in html.unescape(notice.group(1))
+    assert '<div class="mb-3" id="hpcgw-account-row" hidden>' in page
+
+
+def test_an_unknown_answer_is_said_and_offers_nothing() -> None:
+    catalog = demo_catalog()
+    data = page_data(catalog, "Local", accounts={"testcluster": UserAccounts(error=f"down {SCRIPT}")})
+    debug = data["queues"][0]
+    assert debug["accounts"] == [] and debug["account_notice"].startswith("Your accounts on Demo cluster")
+    assert SCRIPT not in render(data)  # the scheduler's words are escaped
+
+
+@pytest.mark.parametrize(("submitted", "field"), [
+    # bob's form with alice's account: beside his account select
+    ({"profile": "custom", "cluster_queue": "testcluster/debug", "account": "astro"}, "account"),
+    # a preset he has no account for: beside the profile (the custom fields are hidden)
+    ({"profile": "login-debug"}, "profile"),
+])
+def test_a_refused_account_is_said_beside_its_field(submitted: dict[str, str], field: str) -> None:
+    catalog = demo_catalog()
+    bob = {"testcluster": UserAccounts(("bio",)), "vialogin": from_data(catalog.cluster("vialogin"), "carol", ())}
+    options = catalog.options_from_form({k: [v] for k, v in submitted.items()})
+    choice = catalog.choice_from_options(options)
+    assert choice is not None
+    with pytest.raises(ChoiceError) as err:
+        settle(catalog, choice, bob[choice.cluster])
+    page = render(page_data(catalog, "Local", submitted=submitted, error=err.value, accounts=bob),
+                  error_message=f"Request refused: {err.value}")
+    data = page_json(page)
+    assert data["error"]["field"] == field
+    beside = re.search(rf'<div class="invalid-feedback d-block" id="{data["error"]["id"]}-error">([^<]*)</div>', page)
+    assert beside and html.unescape(beside.group(1)) == str(err.value)

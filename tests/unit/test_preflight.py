@@ -140,6 +140,50 @@ def test_good_spawn_profiles_pass(tmp_path: Path, good: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+DEMO_ACCOUNTS = load_vars("inventories/demo/group_vars/slurm_controller/slurm.yml")["slurm_server_accounts"]
+
+
+@pytest.mark.parametrize(
+    ("gateway", "ctl", "expected"),
+    [
+        # the hub would ask sacctmgr about a cluster the gateway's slurm.conf does not name
+        ({"spawn_profiles_clusters": [dict(CLUSTER, account_source="sacctmgr", sacctmgr_cluster="other")]}, {},
+         "asked about as SLURM cluster(s) other, and the gateway's slurm.conf names 'testcluster'"),
+        ({"spawn_profiles_clusters": [dict(CLUSTER, account_source="sacctmgr")], "spawn_profiles_accounts_ttl": 0}, {},
+         "spawn_profiles_accounts_ttl must be at least 5 seconds (got 0)"),
+        ({"spawn_profiles_clusters": [dict(CLUSTER, account_source="sacctmgr", submit="ssh", login_host="login1")]}, {},
+         "spawn_profiles_clusters[0].account_source: sacctmgr needs scheduler: slurm and submit: local"),
+        ({}, {"slurm_server_accounting": True, "slurm_server_accounts": [{"name": "Astro", "users": ["alice"]}]},
+         "slurm_server_accounts[0].name must be a SLURM account name in lower case"),
+        ({}, {"slurm_server_accounting": True,
+              "slurm_server_accounts": [{"name": "astro", "users": ["alice"]}, {"name": "bio", "users": ["bob"],
+                                                                                  "default": ["alice"]}]},
+         "slurm_server_accounts[1].default: 'alice' is not in this account's users"),
+        ({}, {"slurm_server_accounting": True, "slurm_server_accounts": [{"name": "astro", "users": ["alice,bob"]}]},
+         "slurm_server_accounts[0].users must be a list of user names"),
+        ({}, {"slurm_server_accounts": DEMO_ACCOUNTS},
+         "slurm_server_accounts needs slurm_server_accounting: true on the controller"),
+    ],
+)
+def test_wrong_account_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], gateway: dict[str, Any],
+                                              ctl: dict[str, Any], expected: str) -> None:
+    groups = _groups(good, ctl)
+    groups["gateway"].update(gateway)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_the_demo_accounts_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good, {"slurm_server_accounting": True, "slurm_server_accounts": DEMO_ACCOUNTS})
+    demo = load_vars("inventories/demo/group_vars/gateway/spawn_profiles.yml")
+    local = [c for c in demo["spawn_profiles_clusters"] if c.get("submit") == "local"]  # no login node here
+    assert local and all(c.get("account_source") == "sacctmgr" for c in local)
+    groups["gateway"].update(spawn_profiles_clusters=local, spawn_profiles_presets=[])
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _example_gateway(tmp_path: Path) -> dict[str, Any]:
     """The example inventory's gateway variables, with a stand-in munge key."""
     gateway = load_vars("inventories/example/group_vars/gateway/slurm.yml",

@@ -54,7 +54,7 @@ def test_page_is_the_hubs_template_with_the_queues_limits(client: Callable[..., 
     assert debug["limits"]["walltime_min"]["max"] == 30 and debug["limits"]["walltime_min"]["value"] == "0:10"
     assert batch["limits"]["walltime_min"]["max"] == 1440 and batch["limits"]["walltime_min"]["value"] == "1:00"
     assert debug["limits"]["cores"]["help"] == "1 to 2 cores, default 1"
-    assert debug["gpus"] is False and debug["accounts"] == []
+    assert debug["gpus"] is False  # her accounts: test_spawn_accounts
     assert [p["value"] for p in data["profiles"]] == ["debug-1c", "login-debug", "local", "custom"]
     assert data["estimate_url"] == "/jupyter/hub/api/users/alice/hpcgw-estimate"
     assert data["fields"]["walltime_min"]["label"] == "Walltime (h:mm)"
@@ -150,8 +150,8 @@ def test_estimates_are_rate_limited_per_user(client: Callable[..., dict[str, Any
     ({"profile": "custom", "cluster_queue": DEBUG, "cores": "3"}, "hpcgw-cores", "cores must be between 1 and 2, got 3"),
     ({"profile": "custom", "cluster_queue": DEBUG, "walltime_min": "0:45"}, "hpcgw-walltime_min",
      "walltime_min must be between 1 and 30, got 45"),
-    # the demo's clusters have no accounts (the field is hidden): said beside the queue
-    ({"profile": "custom", "cluster_queue": DEBUG, "account": "proj9"}, "hpcgw-cq", "unknown account 'proj9'"),
+    # not one of bob's SLURM accounts: said beside his account select
+    ({"profile": "custom", "cluster_queue": DEBUG, "account": "proj9"}, "hpcgw-account", "unknown account 'proj9'"),
 ])
 def test_refused_form_shows_the_message_beside_the_field(
     client: Callable[..., dict[str, Any]], gateway: Host, form: dict[str, str], field: str, message: str

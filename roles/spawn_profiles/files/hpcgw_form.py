@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from hpcgw_accounts import UserAccounts, from_data, notice
 from hpcgw_profiles import CUSTOM_KEY, LOCAL_KEY, RESOURCES, Catalog, ChoiceError, Choice, Queue, format_walltime
 from hpcgw_sched import Free
 
@@ -79,16 +80,20 @@ def selection(catalog: Catalog, options: Mapping[str, Any], local: bool) -> dict
 def page_data(catalog: Catalog, local_title: Optional[str], *, last_options: Optional[Mapping[str, Any]] = None,
               submitted: Optional[Mapping[str, str]] = None, error: Optional[ChoiceError] = None,
               free: Optional[Mapping[str, Mapping[str, Free]]] = None, estimate_clusters: frozenset[str] = frozenset(),
-              estimate_url: str = "") -> dict[str, Any]:
+              estimate_url: str = "", accounts: Optional[Mapping[str, UserAccounts]] = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data (see the module).
 
     ``submitted``: the refused form's values (shown again, with ``error``
     beside its field); else ``last_options`` (the spawner's saved
     user_options) pre-select the user's last choice. ``free``: per cluster,
     per partition; ``estimate_clusters``: clusters whose start estimate the
-    hub can ask for (SLURM submitted from the gateway).
+    hub can ask for (SLURM submitted from the gateway). ``accounts``: per
+    cluster, the user's own accounts (:mod:`hpcgw_accounts`; the default
+    first); a cluster missing there offers the inventory's accounts for
+    everyone (``accounts``), or none when they come from SLURM.
     """
     free = free or {}
+    accounts = accounts or {}
     profiles: list[dict[str, Any]] = []
     for preset in catalog.presets:
         choice = preset.choice
@@ -103,12 +108,17 @@ def page_data(catalog: Catalog, local_title: Optional[str], *, last_options: Opt
                          "estimate": False})
     queues: list[dict[str, Any]] = []
     for cluster in catalog.clusters:
+        mine = accounts.get(cluster.name)
+        if mine is None:
+            mine = (from_data(cluster, "", ()) if cluster.account_source == "data"
+                    else UserAccounts(error="they were not looked up"))
         for queue in cluster.queues:
             queue_free = free.get(cluster.name, {}).get(queue.name)
             queues.append({
                 "value": f"{cluster.name}/{queue.name}",
                 "label": f"{cluster.title} / {queue.title}",
-                "accounts": list(cluster.accounts),
+                "accounts": list(mine.accounts),
+                "account_notice": notice(cluster, mine),
                 "estimate": cluster.name in estimate_clusters,
                 "gpus": queue.limits["gpus"].maximum > 0,
                 "limits": {key: {"min": lim.minimum, "max": lim.maximum, "default": lim.default, "step": 1,
@@ -137,7 +147,10 @@ def page_data(catalog: Catalog, local_title: Optional[str], *, last_options: Opt
     problem = None
     if error is not None:
         name = error.field if error.field in FIELDS else "profile"
-        if chosen is not None and ((name == "account" and not chosen["accounts"]) or (name == "gpus" and not chosen["gpus"])):
+        if selected["profile"] != CUSTOM_KEY:
+            name = "profile"  # a preset's (or the local profile's) choice: the custom fields are hidden
+        elif chosen is not None and ((name == "account" and not chosen["accounts"])
+                                     or (name == "gpus" and not chosen["gpus"])):
             name = "cluster_queue"  # that field is hidden for this queue: say it beside the queue
         problem = {"field": name, "id": field_id(name), "message": str(error)}
     return {"profiles": profiles, "queues": queues, "custom": custom, "selected": selected, "error": problem,

@@ -2,8 +2,9 @@
 
 The body is the spawn form's fields as a JSON object. They go through the
 same server-side checks as a spawn (:meth:`hpcgw_profiles.Catalog.options_from_form`):
-anything the form could not submit is refused with 400 and the field it
-concerns, before any command runs. For a valid choice on a cluster the hub
+anything the form could not submit, or an account that is not the user's
+own on that cluster, is refused with 400 and the field it concerns, before
+any command runs. For a valid choice on a cluster the hub
 submits to itself (SLURM, ``submit: local``) the hub runs, as the logged-in
 user through its existing sudo rule for ``sbatch``,
 ``sbatch --test-only`` with the choice's resources only
@@ -56,6 +57,8 @@ class EstimateHandler(APIHandler):  # type: ignore[misc]
         try:
             options = catalog.options_from_form(form_from_json(self.get_json_body()))
             choice = catalog.choice_from_options(options)
+            if choice is not None:
+                choice = await spawner.hpcgw_settle(choice)  # only the user's own account
         except ChoiceError as exc:
             self._refuse(400, f"Request refused: {exc}", exc.field)
             return

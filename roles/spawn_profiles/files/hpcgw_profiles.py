@@ -18,9 +18,16 @@ from typing import Any, Iterable, Mapping
 SCHEDULERS = ("slurm", "torque", "pbs", "sge", "lsf", "condor")
 SUBMIT_MODES = ("local", "ssh")
 STATUS_QUERIES = ("shared", "user")
+# Where a user's accounts on a cluster come from: the inventory's data
+# (accounts for everyone, account_grants per user or group) or SLURM's
+# associations (sacctmgr, asked by the hub account; hpcgw_accounts).
+ACCOUNT_SOURCES = ("data", "sacctmgr")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 ACCOUNT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}\Z")
+# A SLURM ClusterName (sacctmgr_cluster) and a user or group name in account_grants.
+SLURM_CLUSTER_RE = re.compile(r"^[a-z0-9_-]{1,40}\Z")
+MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
 HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?\Z")
 INT_RE = re.compile(r"^[0-9]{1,7}\Z")
 # A walltime as the form shows it, h:mm (minutes 00-59); plain minutes stay accepted.
@@ -32,7 +39,8 @@ FORM_KEYS = frozenset({"profile", "cluster", "queue", "account", *RESOURCES})
 FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
 CLUSTER_KEYS = frozenset({"name", "title", "scheduler", "submit", "login_host", "accounts", "queues",
                           "script_lines", "notebook_prefix", "batch_script", "spawner", "status_query",
-                          "port_range"})
+                          "port_range", "account_source", "account_grants", "account_required",
+                          "sacctmgr_cluster"})
 # A cluster's port_range: "LOW-HIGH", unprivileged ports only.
 PORT_RANGE_RE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})\Z")
 MIN_PORT = 1024
@@ -40,6 +48,7 @@ MAX_PORT = 65535
 # The node-side launcher that picks a port inside the range (role notebook_env's
 # <prefix>/bin/hpcgw-singleuser); without a range batchspawner's own picks any port.
 RANGE_LAUNCHER = "hpcgw-singleuser"
+GRANT_KEYS = frozenset({"name", "users", "groups"})
 QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
 PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
 
@@ -82,6 +91,15 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """An account of a cluster for some users and the members of some groups (account_grants)."""
+
+    name: str
+    users: frozenset[str]
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     title: str
@@ -95,6 +113,25 @@ class Cluster:
     status_query: str = "user"
     # The ports the single-user server may listen on, (low, high); None: any.
     port_range: tuple[int, int] | None = None
+    account_source: str = "data"
+    account_grants: tuple[Grant, ...] = ()
+    account_required: bool = True
+    sacctmgr_cluster: str = ""
+
+    @property
+    def uses_accounts(self) -> bool:
+        """Whether jobs on this cluster run under an account the user must have."""
+        return bool(self.accounts or self.account_grants or self.account_source == "sacctmgr")
+
+    @property
+    def static_accounts(self) -> frozenset[str]:
+        """Every account the inventory names (data source): a choice outside it is refused for anyone."""
+        return frozenset(self.accounts) | {g.name for g in self.account_grants}
+
+    @property
+    def same_for_everyone(self) -> bool:
+        """Every user has the same accounts (only ``accounts``): the first is everyone's default."""
+        return self.account_source == "data" and not self.account_grants
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:
@@ -238,6 +275,8 @@ def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     for i, account in enumerate(accounts):
         if not isinstance(account, str) or not ACCOUNT_RE.match(account):
             raise _config_error(f"{path}.accounts[{i}]", f"must match {ACCOUNT_RE.pattern} (got {account!r})")
+    _unique(accounts, f"{path}.accounts")
+    source, grants, required, sacctmgr_cluster = _account_settings(data, path, name, scheduler, submit, accounts)
     raw_queues = data.get("queues")
     if not isinstance(raw_queues, list) or not raw_queues:
         raise _config_error(f"{path}.queues", "must be a non-empty list")
@@ -255,7 +294,57 @@ def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     port_range = parse_port_range(data.get("port_range"), f"{path}.port_range")
     return Cluster(name, str(data.get("title") or name), scheduler, submit, login_host,
                    accounts, queues, _lines(data.get("script_lines"), f"{path}.script_lines"), prefix, query,
-                   port_range)
+                   port_range, source, grants, required, sacctmgr_cluster)
+
+
+def _members(value: Any, path: str) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) and MEMBER_RE.match(v) for v in value):
+        raise _config_error(path, f"must be a list of user or group names matching {MEMBER_RE.pattern} (got {value!r})")
+    return frozenset(value)
+
+
+def _account_settings(data: Mapping[str, Any], path: str, name: str, scheduler: Any, submit: Any,
+                      accounts: tuple[str, ...]) -> tuple[str, tuple[Grant, ...], bool, str]:
+    """A cluster's account_source, account_grants, account_required and sacctmgr_cluster, checked."""
+    source = data.get("account_source", "data")
+    if source not in ACCOUNT_SOURCES:
+        raise _config_error(f"{path}.account_source", f"must be one of {', '.join(ACCOUNT_SOURCES)} (got {source!r})")
+    raw_grants = data.get("account_grants") or []
+    if not isinstance(raw_grants, list):
+        raise _config_error(f"{path}.account_grants", "must be a list of {name, users, groups}")
+    grants: list[Grant] = []
+    for i, raw in enumerate(raw_grants):
+        gpath = f"{path}.account_grants[{i}]"
+        _known_keys(raw, GRANT_KEYS, gpath)
+        account = raw.get("name")
+        if not isinstance(account, str) or not ACCOUNT_RE.match(account):
+            raise _config_error(f"{gpath}.name", f"must match {ACCOUNT_RE.pattern} (got {account!r})")
+        users, groups = _members(raw.get("users"), f"{gpath}.users"), _members(raw.get("groups"), f"{gpath}.groups")
+        if not users and not groups:
+            raise _config_error(gpath, "names no users and no groups; grant the account to someone or remove it")
+        grants.append(Grant(account, users, groups))
+    _unique((g.name for g in grants), f"{path}.account_grants")
+    required = data.get("account_required", True)
+    if not isinstance(required, bool):
+        raise _config_error(f"{path}.account_required", f"must be true or false (got {required!r})")
+    sacctmgr_cluster = data.get("sacctmgr_cluster")
+    if source == "sacctmgr":
+        if scheduler != "slurm" or submit != "local":
+            raise _config_error(f"{path}.account_source", "sacctmgr needs scheduler: slurm and submit: local (the hub "
+                                "asks slurmdbd as itself, with the gateway's SLURM client); list the accounts as data "
+                                "(accounts, account_grants) for this cluster")
+        if accounts or grants:
+            raise _config_error(f"{path}.account_source", "sacctmgr takes every user's accounts from SLURM; remove "
+                                "accounts and account_grants from this cluster (or use account_source: data)")
+        sacctmgr_cluster = name if sacctmgr_cluster is None else sacctmgr_cluster
+        if not isinstance(sacctmgr_cluster, str) or not SLURM_CLUSTER_RE.match(sacctmgr_cluster):
+            raise _config_error(f"{path}.sacctmgr_cluster", f"must be SLURM's ClusterName, matching "
+                                f"{SLURM_CLUSTER_RE.pattern} (got {sacctmgr_cluster!r})")
+    elif sacctmgr_cluster is not None:
+        raise _config_error(f"{path}.sacctmgr_cluster", "applies to account_source: sacctmgr only")
+    return str(source), tuple(grants), required, str(sacctmgr_cluster or "")
 
 
 class Catalog:
@@ -321,10 +410,13 @@ class Catalog:
             if not INT_RE.match(raw):
                 raise ChoiceError(f"{key} must be a whole number, got {raw!r}", key)
             numbers[key] = limit.check(int(raw), key)
+        # Whether the account is the user's own is settled per user
+        # (hpcgw_accounts.settle); here: it is one the cluster can have at all.
         account = values.get("account", "")
-        if account and account not in cluster.accounts:
-            raise ChoiceError(f"unknown account {account!r} on cluster {cluster.name!r}", "account")
-        if not account and cluster.accounts:
+        if account and (not cluster.uses_accounts or not ACCOUNT_RE.match(account)
+                        or (cluster.account_source == "data" and account not in cluster.static_accounts)):
+            raise ChoiceError(f"unknown account {account[:64]!r} on cluster {cluster.name!r}", "account")
+        if not account and cluster.accounts and cluster.same_for_everyone:
             account = cluster.accounts[0]
         return Choice(cluster.name, queue.name, numbers["cores"], numbers["memory_gb"],
                       numbers["walltime_min"], numbers["gpus"], account)

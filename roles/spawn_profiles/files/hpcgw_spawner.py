@@ -8,6 +8,12 @@ a job's token posts. Here:
   :mod:`hpcgw_profiles` - unknown keys, profiles, clusters, queues, accounts
   and out-of-range or non-integer resources are refused before anything
   starts;
+* the account of a choice must be one of the user's own on that cluster
+  (:mod:`hpcgw_accounts`: the inventory's data or SLURM's associations,
+  cached per user): looked up before every start (``run_pre_spawn_hook``)
+  and settled in ``_select``; a form is checked before it is accepted; an
+  account that is not the user's, or unknown because the scheduler did not
+  answer, is refused;
 * the child spawner class is chosen by the cluster's scheduler (the
   guarded classes of :mod:`hpcgw_batch`: job ids checked, commands
   shell-quoted), and its traits come only from the admin's data and the
@@ -28,6 +34,7 @@ The jobs' callback (``/hub/api/batchspawner``) is role jupyterhub's
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import json
@@ -39,6 +46,7 @@ from traitlets import Dict, Unicode
 from traitlets.utils.importstring import import_item
 from wrapspawner import ProfilesSpawner
 
+import hpcgw_accounts
 import hpcgw_audit
 import hpcgw_sched
 from hpcgw_form import page_data
@@ -94,6 +102,9 @@ class GatewaySpawner(ProfilesSpawner):
     # for the page template spawn.html; a refused form's error and values.
     hpcgw_page: dict[str, Any] | None = None
     _form_refusal: tuple[ChoiceError, dict[str, str]] | None = None
+    # The user's accounts per cluster, looked up for the next start
+    # (run_pre_spawn_hook) and used once by _select.
+    _hpcgw_accounts: dict[str, hpcgw_accounts.UserAccounts] | None = None
 
     def _load(self) -> tuple[Catalog, dict[str, Any]]:
         if self._catalog is None or self._raw is None:
@@ -109,12 +120,31 @@ class GatewaySpawner(ProfilesSpawner):
         return ("<p>The spawn form is the hub page template spawn.html of role spawn_profiles, "
                 "which is not in the hub's template path.</p>")
 
+    def _groups(self) -> list[str]:
+        return [str(g.name) for g in (getattr(self.user, "groups", None) or [])]
+
+    async def hpcgw_user_accounts(self, clusters: list[str], page: bool = False) -> dict[str, hpcgw_accounts.UserAccounts]:
+        """The user's own accounts on these clusters (cached per user; ``page``: a page view waits briefly)."""
+        catalog, _ = self._load()
+        wanted = [catalog.cluster(name) for name in dict.fromkeys(clusters)]
+        wanted = [cluster for cluster in wanted if cluster.uses_accounts]
+        answers = await asyncio.gather(*(hpcgw_accounts.ACCOUNTS.for_user(cluster, self.user.name, self._groups(), page=page)
+                                         for cluster in wanted))
+        return {cluster.name: answer for cluster, answer in zip(wanted, answers)}
+
+    async def hpcgw_settle(self, choice: Choice) -> Choice:
+        """The choice with the user's own account (ChoiceError when it is not theirs)."""
+        catalog, _ = self._load()
+        accounts = await self.hpcgw_user_accounts([choice.cluster])
+        return hpcgw_accounts.settle(catalog, choice, accounts.get(choice.cluster))
+
     async def get_options_form(self) -> str:
-        """Build the page's data (free nodes: shared, cached), then the hub renders spawn.html."""
+        """Build the page's data (free nodes: shared, cached; the user's accounts), then the hub renders spawn.html."""
         catalog, _ = self._load()
         free: dict[str, dict[str, hpcgw_sched.Free]] = {}
         for cluster in catalog.clusters:
             free[cluster.name], _age = await hpcgw_sched.availability(cluster.name)
+        accounts = await self.hpcgw_user_accounts([c.name for c in catalog.clusters], page=True)
         refusal, self._form_refusal = self._form_refusal, None
         base = getattr(getattr(self, "hub", None), "base_url", "/hub/")
         estimate_url = f"{base}api/users/{self.user.escaped_name}/hpcgw-estimate" if ESTIMATE.clusters else ""
@@ -122,7 +152,7 @@ class GatewaySpawner(ProfilesSpawner):
             catalog, self.local_title or None,
             last_options=None if refusal else (self.orm_spawner.user_options if self.orm_spawner else None),
             submitted=refusal[1] if refusal else None, error=refusal[0] if refusal else None,
-            free=free, estimate_clusters=ESTIMATE.clusters, estimate_url=estimate_url)
+            free=free, estimate_clusters=ESTIMATE.clusters, estimate_url=estimate_url, accounts=accounts)
         # After a failed start JupyterHub asks a fresh spawner for the form
         # (get_spawner(replace_failed=True) does not store it) but renders the
         # page with user.spawner, yet another one: it gets the data too.
@@ -131,10 +161,14 @@ class GatewaySpawner(ProfilesSpawner):
             shown.hpcgw_page = self.hpcgw_page
         return await super().get_options_form()
 
-    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+    async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:  # type: ignore[override]
+        # JupyterHub awaits it (run_options_from_form, options_from_query).
         catalog, _ = self._load()
         try:
             options = catalog.options_from_form(formdata)
+            choice = catalog.choice_from_options(options)
+            if choice is not None:
+                await self.hpcgw_settle(choice)  # the account is the user's own (start checks it again)
         except ChoiceError as exc:
             self._refused("spawn form", str(exc))
             # The page shown again (get_options_form) puts the message beside its field.
@@ -149,11 +183,28 @@ class GatewaySpawner(ProfilesSpawner):
     def _refused(self, what: str, reason: str) -> None:
         hpcgw_audit.emit("refusal", what=what, user=self.user.name, server=self.name or None, reason=reason)
 
+    async def run_pre_spawn_hook(self) -> Any:
+        """Before every start (form and REST API): the user's accounts on the
+        chosen cluster, for _select (start itself cannot wait for sacctmgr)."""
+        self._hpcgw_accounts = {}
+        catalog, _ = self._load()
+        try:
+            choice = catalog.choice_from_options(self.user_options or {})
+        except ChoiceError:
+            choice = None  # _select refuses it
+        if choice is not None:
+            self._hpcgw_accounts = await self.hpcgw_user_accounts([choice.cluster])
+        return await _awaited(super().run_pre_spawn_hook())
+
     def _select(self) -> None:
         """Set child class and config from the checked user_options."""
         catalog, raw = self._load()
+        accounts, self._hpcgw_accounts = self._hpcgw_accounts or {}, None
         try:
             choice = catalog.choice_from_options(self.user_options or {})
+            if choice is not None:
+                # Not looked up (no pre-spawn hook ran): refused, never granted.
+                choice = hpcgw_accounts.settle(catalog, choice, accounts.get(choice.cluster))
         except ChoiceError as exc:
             self._refused("spawn options", str(exc))
             raise web.HTTPError(400, f"Request refused: {exc}") from exc

@@ -145,6 +145,12 @@ def spawn_profiles_shared_status(clusters: list[dict[str, Any]]) -> list[str]:
     return [str(c.get("name")) for c in clusters if status_query(c) == "shared"]
 
 
+def spawn_profiles_sacctmgr_clusters(clusters: list[dict[str, Any]]) -> list[str]:
+    """SLURM ClusterNames the hub asks sacctmgr about (account_source: sacctmgr): sacctmgr_cluster, else the name."""
+    return [str(c.get("sacctmgr_cluster") or c.get("name")) for c in clusters
+            if isinstance(c, dict) and c.get("account_source") == "sacctmgr"]
+
+
 def spawn_profiles_metric_queues(clusters: list[dict[str, Any]], local_enabled: bool = False) -> list[list[str]]:
     """[cluster, queue] of every queue (and ["local", "local"] for the local
     profile), sorted: the hub's metrics create their series at 0."""
@@ -173,4 +179,5 @@ class FilterModule:
                 "spawn_profiles_limit_errors": spawn_profiles_limit_errors,
                 "spawn_profiles_shared_status": spawn_profiles_shared_status,
                 "spawn_profiles_metric_queues": spawn_profiles_metric_queues,
-                "spawn_profiles_estimate_clusters": spawn_profiles_estimate_clusters}
+                "spawn_profiles_estimate_clusters": spawn_profiles_estimate_clusters,
+                "spawn_profiles_sacctmgr_clusters": spawn_profiles_sacctmgr_clusters}

@@ -2,7 +2,8 @@
 // Reads the page's JSON (#hpcgw-form-data), then: shows the custom request
 // only when "Custom" is chosen (its fields disabled otherwise, so they are
 // not submitted); sets each size field's min, max, default and help from
-// the chosen queue; shows GPUs and the account only where they apply; shows
+// the chosen queue; shows GPUs and the account only where they apply (the
+// user's own accounts on the chosen cluster, or a notice when they have none); shows
 // the queue's free nodes and, after a pause in typing, the scheduler's start
 // estimate for the chosen size (the hub checks everything again).
 (function () {
@@ -14,6 +15,7 @@
   var cq = document.getElementById("hpcgw-cq");
   var account = document.getElementById("hpcgw-account");
   var free = document.getElementById("hpcgw-free");
+  var accountNotice = document.getElementById("hpcgw-account-notice");
   var estimate = document.getElementById("hpcgw-estimate");
   var sizes = ["cores", "memory_gb", "walltime_min", "gpus"];
   var timer = null;
@@ -52,10 +54,14 @@
     gpuRow.hidden = !queue.gpus;
     el("gpus").disabled = !queue.gpus || !isCustom();
     if (!queue.gpus) { el("gpus").value = "0"; }
+    // Only the user's own accounts on this cluster (the default first);
+    // the choice is kept when the new cluster has it too.
     var accountRow = document.getElementById("hpcgw-account-row");
-    var current = account.value;
+    var current = queue.accounts.indexOf(account.value) >= 0 ? account.value : queue.accounts[0];
     while (account.options.length) { account.remove(0); }
-    queue.accounts.forEach(function (name) { account.add(new Option(name, name, false, name === current)); });
+    queue.accounts.forEach(function (name) {
+      account.add(new Option(name, name, name === current, name === current));
+    });
     accountRow.hidden = queue.accounts.length === 0;
     account.disabled = queue.accounts.length === 0 || !isCustom();
   }
@@ -73,6 +79,7 @@
 
   function showStatus() {
     var queue = chosenQueue();
+    accountNotice.textContent = queue ? queue.account_notice : "";
     free.textContent = queue && queue.free_text ? queue.label + ": " + queue.free_text + "." : "";
     clearTimeout(timer);
     var preset = byValue(data.profiles, profile.value);

@@ -75,6 +75,18 @@ hpcgw_sched.configure(
     interval=30,
 )
 
+# The user's own accounts per cluster, for the form's account select and the
+# check of every choice: the inventory's data, or SLURM's associations
+# (account_source: sacctmgr) asked by the hub account itself, without sudo
+# or a shell, cached per user for the TTL below.
+import hpcgw_accounts  # noqa: E402
+
+hpcgw_accounts.configure(
+    "/usr/bin/sacctmgr",
+    60,
+    counter=hpcgw_status.COUNTER,
+)
+
 # The scheduler's start estimate of the chosen size (sbatch --test-only as
 # the user, through the sudo rule for sbatch): SLURM clusters with submit local.
 import hpcgw_form_api  # noqa: E402
