@@ -187,9 +187,11 @@ def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
                     "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
     }
     sock.sendall(ws_frame(json.dumps(message).encode()))
-    stdout, reply = "", None
+    # The reply (shell) may come before the output (iopub): read until both
+    # the reply and the kernel's "idle" after it (the last iopub message).
+    stdout, reply, idle = "", None, False
     deadline = time.time() + 60
-    while time.time() < deadline and reply is None:
+    while time.time() < deadline and (reply is None or not idle):
         opcode, payload = ws_recv(sock)
         if opcode == 9:
             sock.sendall(ws_frame(payload, opcode=10))
@@ -203,6 +205,8 @@ def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
             stdout += msg["content"].get("text", "")
         elif msg.get("msg_type") == "execute_reply":
             reply = msg["content"].get("status")
+        elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
+            idle = True
     sock.sendall(ws_frame(b"\x03\xe8", opcode=8))
     sock.close()
     result.update(stdout=stdout, reply=reply)
