@@ -55,7 +55,8 @@ BACKGROUND_PLAYBOOKS = {"test_sso_configtest.py": "sso_configtest.yml"}
 _BACKGROUND: dict[str, tuple[Any, Path]] = {}
 
 
-def _playbook_env() -> dict[str, str]:
+def playbook_env() -> dict[str, str]:
+    """The environment of an ansible-playbook run from a test: the project's roles, no colour."""
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
     return dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
                 ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
@@ -72,7 +73,7 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
         with log.open("w") as out:
             process = subprocess.Popen(
                 ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
-                stdout=out, stderr=subprocess.STDOUT, text=True, env=_playbook_env())
+                stdout=out, stderr=subprocess.STDOUT, text=True, env=playbook_env())
         _BACKGROUND[playbook] = (process, log)
 
 
@@ -81,7 +82,7 @@ def background_playbook(playbook: str, timeout: float = 1200) -> tuple[int, str]
     if playbook not in _BACKGROUND:
         scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
         run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
-                             capture_output=True, text=True, env=_playbook_env(), check=False, timeout=timeout)
+                             capture_output=True, text=True, env=playbook_env(), check=False, timeout=timeout)
         return run.returncode, run.stdout + run.stderr
     process, log = _BACKGROUND[playbook]
     rc = process.wait(timeout=timeout)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from testinfra.host import Host
 
-from conftest import user_jobs
+from conftest import playbook_env, user_jobs
 
 PRESET = json.dumps({"profile": "debug-1c"})
 BACKUP_DIR = "/var/backups/jupyterhub"
@@ -35,7 +35,7 @@ CORRUPT = "/root/hpcgw-test-corrupt.tar.gz"
 def _restore(archive: str) -> subprocess.CompletedProcess[str]:
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
     project = scenario.parents[1]
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(project / "roles"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = playbook_env()
     return subprocess.run(
         ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent),
          str(project / "playbooks" / "restore.yml"), "-e", json.dumps({"jupyterhub_restore_archive": archive})],

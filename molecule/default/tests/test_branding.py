@@ -19,7 +19,7 @@ from typing import Any
 
 from testinfra.host import Host
 
-from conftest import BASE, ORIGIN, PASSWORDS, PREFIX
+from conftest import BASE, ORIGIN, PASSWORDS, PREFIX, playbook_env
 
 USER = "carol"  # a user without a server: her spawn page is the form
 TITLE = "Demo HPC Centre"
@@ -86,8 +86,7 @@ def _announcement_run(text: str) -> subprocess.CompletedProcess[str]:
     """The documented way: site.yml with the tag announcement (here the
     scenario's converge playbook, which imports site.yml), on the gateway."""
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = playbook_env()
     return subprocess.run(
         ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), str(scenario / "converge.yml"),
          "--tags", "announcement", "--limit", "gateway", "-e", json.dumps({"jupyterhub_announcement": text})],

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, CONTROLLER, GATEWAY, wait_for_content, wait_job_gone, wait_until
+from conftest import COMPUTE, CONTROLLER, GATEWAY, playbook_env, wait_for_content, wait_job_gone, wait_until
 
 
 def test_every_compute_node_is_idle(gateway: Host) -> None:
@@ -82,8 +82,7 @@ def test_a_rerun_restarts_a_munged_older_than_its_key(node: Callable[[str], Host
     compute.check_output("systemctl restart munge && sleep 2 && touch /etc/munge/munge.key")
     before = compute.check_output("systemctl show -p MainPID --value munge")
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = playbook_env()
     run = subprocess.run(
         ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--tags", "munge",
          "--limit", COMPUTE[1], str(scenario / "converge.yml")],

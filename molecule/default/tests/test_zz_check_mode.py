@@ -8,13 +8,14 @@ import re
 import subprocess
 from pathlib import Path
 
+from conftest import playbook_env
+
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def test_check_mode_reports_no_changes() -> None:
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(scenario.parents[1] / "roles"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = playbook_env()
     run = subprocess.run(
         ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--check", str(scenario / "converge.yml")],
         capture_output=True, text=True, env=env, check=False, timeout=900,
