@@ -654,3 +654,19 @@ def test_wrong_branding_or_backup_settings_stop_the_play(tmp_path: Path, good: d
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_admin_rights": "root"}, "value of jupyterhub_admin_rights must be one of: operator, full, got: root"),
+        ({"jupyterhub_operator_group": "ops team"}, "jupyterhub_operator_group (got 'ops team')"),
+    ],
+)
+def test_wrong_admin_rights_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                          expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
