@@ -123,7 +123,17 @@ def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any]
     assert expected in " ".join(result.stdout.split()), result.stdout
 
 
-@pytest.mark.parametrize("interval", [1, 4, -30])
+@pytest.mark.parametrize("interval", [9, 3601])
+def test_a_poll_interval_outside_its_range_stops_the_play(tmp_path: Path, good: dict[str, Any], interval: int) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(spawn_profiles_clusters=[CLUSTER], spawn_profiles_poll_interval=interval)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert f"spawn_profiles_poll_interval must be 10 to 3600 seconds (got {interval})" in " ".join(result.stdout.split()), \
+        result.stdout
+
+
+@pytest.mark.parametrize("interval", [4, -30])
 def test_a_too_short_availability_interval_stops_the_play(tmp_path: Path, good: dict[str, Any], interval: int) -> None:
     groups = _groups(good)
     groups["gateway"].update(spawn_profiles_clusters=[CLUSTER], spawn_profiles_availability_interval=interval)

@@ -33,10 +33,12 @@ LAUNCHER = "/opt/hpcgw/notebook/bin/batchspawner-singleuser"
 # stage a test wants to break it at; the job then waits there.
 MARKER = "/home/alice/.hpcgw-fault-stage"
 USER_CONFIG = "/home/alice/.jupyter/jupyter_server_config.py"
-# Three of the hub's polls (Spawner.poll_interval, 30 s) and the shared status
-# query's failures in between: a failed poll is kept the same way each time,
-# so three prove the path the issue's 5 min would (and keep the suite short).
-OUTAGE_SECONDS = 95
+# Three of the hub's polls (the demo's spawn_profiles_poll_interval, 15 s)
+# and the shared status query's failures in between: a failed poll is kept
+# the same way each time, so three prove the path the issue's 5 min would
+# (and keep the suite short).
+POLL_SECONDS = 15
+OUTAGE_SECONDS = 3 * POLL_SECONDS + 5
 
 # Runs on the gateway: kill -9 the proxy, then time until alice's route is back.
 PROXY_KILL = r"""
@@ -292,7 +294,7 @@ def test_walltime_ends_the_server_and_the_next_page_says_why(
         {"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "1"}))
     assert started.get("ready") is True, started
     (job_id, _, _, _), = user_jobs(gateway, "alice")
-    # 60 s of walltime, SLURM's time-limit check and KillWait, then one hub poll (30 s).
+    # 60 s of walltime, SLURM's time-limit check and KillWait, then one hub poll.
     took, status = _wait_no_server(client, "alice", 240)
     record_recovery("walltime reached: server removed, after it was ready", took)
     assert took < 240, status
@@ -344,7 +346,7 @@ OUTAGES = {
     "slurmctld stopped": ("hpcgw-ctl", "slurmctld", OUTAGE_SECONDS),
     # munge stopped on the gateway: squeue fails with an authentication error,
     # not "unable to contact" (batchspawner#315 reads such errors as "gone").
-    "munge stopped on the gateway": ("hpcgw-gw", "munge", 70),
+    "munge stopped on the gateway": ("hpcgw-gw", "munge", 2 * POLL_SECONDS + 10),
 }
 
 
@@ -361,7 +363,7 @@ def test_a_scheduler_outage_neither_kills_nor_forgets_the_server(
     since = gateway.check_output("date '+%Y-%m-%d %H:%M:%S'")
     try:
         host.check_output(f"systemctl stop {service}")
-        time.sleep(seconds)  # several of the hub's polls (30 s) with squeue failing
+        time.sleep(seconds)  # several of the hub's polls with squeue failing
         assert gateway.run("squeue -h -o %i").rc != 0, "the scheduler still answered"
         status = client("status", "alice")
         assert status["server"].get("ready") is True, status

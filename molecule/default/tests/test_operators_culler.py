@@ -5,10 +5,11 @@ culler's token can do no more than its role.
 The demo's culler (hpcgw-idle-culler, a hub-managed service) waits an hour.
 The test runs a second culler process of the same service, with its token
 (read from the managed culler's environment, never on a command line) and a
-90 s timeout: the real command, the real role and the hub's real stop path.
-90 s, not less: activity reaches the hub through the proxy every 60 s
-(jupyterhub_route_check_interval), so a shorter timeout would cull busy
-servers too (the preflight refuses it for the real culler).
+50 s timeout: the real command, the real role and the hub's real stop path.
+50 s, not less: activity reaches the hub through the proxy every 30 s (the
+demo's jupyterhub_route_check_interval), so a timeout that is not above it
+and one culler interval would cull busy servers too (the preflight refuses
+it for the real culler).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from conftest import user_jobs, wait_job_gone, wait_until
 PRESET = json.dumps({"profile": "debug-1c"})
 SERVICE = "hpcgw-idle-culler"
 VENV_PYTHON = "/opt/jupyterhub/bin/python"
-TEST_TIMEOUT = 90
+TEST_TIMEOUT = 50
 TEST_INTERVAL = 10
 UNIT = "hpcgw-test-culler"
 ENV_FILE = f"/run/{UNIT}.env"

@@ -24,7 +24,7 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.cleanup_proxy = False
 # Re-adds routes the proxy lost (proxy restarted on its own) at this interval.
-c.JupyterHub.last_activity_interval = 60
+c.JupyterHub.last_activity_interval = 30
 
 # --- state and secrets ------------------------------------------------------
 c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite"

@@ -45,10 +45,15 @@ if hpcgw_startup.remember_end not in hpcgw_hub_api.cull_listeners:
 # cluster and kind, are counted in the JSON file below (rewritten every 10 s).
 import hpcgw_status  # noqa: E402
 
+# Each server's job is asked about every poll interval (JupyterHub adds up
+# to 10 % jitter); a shared answer stays fresh for 5/6 of it, so a poll
+# never reads the answer its own previous poll already read.
+c.Spawner.poll_interval = 15
 hpcgw_status.configure(
     shared_clusters=["testcluster"],
     squeue="/usr/bin/squeue",
     counts_file="/var/lib/jupyterhub/hpcgw-scheduler-commands.json",
+    idle_window=12.5,
 )
 
 # Gateway metrics in the hub's /hub/metrics (role jupyterhub's hpcgw_metrics):
