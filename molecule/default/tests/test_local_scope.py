@@ -319,7 +319,7 @@ if pid == 0:
         while len(children) < 1000 and time.monotonic() - began < 30:
             child = os.fork()
             if child == 0:
-                time.sleep(40)
+                time.sleep(25)
                 os._exit(0)
             children.append(child)
     except OSError as exc:
@@ -347,7 +347,7 @@ def test_a_fork_bomb_stops_at_her_tasks_max(alice_local: str, client: Callable[.
         assert seen["error"] == "EAGAIN" and seen["forked"] < TASKS_MAX, seen
         assert seen["nice"] == NICE, seen
         assert counter(cgroup_file(gateway, events)[1], "max") >= 1  # the pids controller refused forks
-        # Her children hold her tasks for 40 s: bob spawns meanwhile and the hub answers.
+        # Her children hold her tasks for 25 s: bob spawns meanwhile and the hub answers.
         _bob_spawns_while_the_hub_answers(client, gateway)
         current = [f"/sys/fs/cgroup/pids{cgroup}/pids.current", f"/sys/fs/cgroup{cgroup}/pids.current"]
         assert wait_until(lambda: int(cgroup_file(gateway, current)[1]) < TASKS_MAX // 2, 60), "her forks never ended"
