@@ -251,7 +251,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.child_state = {}
         self._hpcgw_choice = None
         self._hpcgw_spawn_audited = False
-        forget_end(self.user.name)  # the notice of the last server's end (local servers too)
+        forget_end(self.user.name, self.name)  # the notice of this server's last end (local servers too)
         self._starting = True
         try:
             self.construct_child()
