@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, seconds_until, wait_job_gone, wait_no_jobs, wait_until
+from conftest import COMPUTE, seconds_until, user_jobs, wait_job_gone, wait_no_jobs, wait_until
 
 USER = "alice"
 SERVERS = {
@@ -100,6 +100,10 @@ def test_two_named_servers_are_two_jobs_each_stopped_alone(
     assert refused["status"] == 400, refused
     assert f"already has the maximum of {LIMIT} named servers" in json.dumps(refused["body"]), refused
     assert sorted(_jobs(gateway)) == sorted(f"jupyterhub-{USER}-{name}" for name in SERVERS)
+    # Nor may she start (or name) a server in bob's name.
+    crossing = client("call", USER, json.dumps([["POST", "/hub/api/users/bob/servers/mine", {"profile": "debug-1c"}]]))
+    assert crossing["calls"][0]["status"] in (403, 404), crossing
+    assert user_jobs(gateway, "bob") == []
 
     # Audit and spawn record say which server each job is.
     audited = wait_until(lambda: {r.get("server"): r.get("job_id") for r in _audit_spawns(gateway, began)
