@@ -117,7 +117,8 @@ def test_two_named_servers_are_two_jobs_each_stopped_alone(
     # both live named servers' jobs, submitted before it and so past the grace at the same sweep.
     orphan = gateway.check_output(
         f"runuser -u {USER} -- sbatch --parsable --job-name=jupyterhub-{USER}-ghost --comment=hpcgw:{TAG} "
-        "--partition=debug --time=10 --wrap 'sleep 600'").strip()
+        f"--partition=debug --time=10 --chdir=/home/{USER} --output=/dev/null --wrap 'sleep 600'").strip()
+    assert wait_until(lambda: gateway.check_output(f"squeue -h -j {orphan} -o %T").strip() == "RUNNING", 15), orphan
     took, gone = seconds_until(lambda: wait_job_gone(gateway, orphan, 0), REAPER_SECONDS)
     assert gone and took < REAPER_SECONDS, (orphan, _jobs(gateway))
     log = hub_log(f"Cancelled orphan job {orphan} of {USER}")
