@@ -19,7 +19,7 @@ SCHEDULER_FILES = {
 }
 CONTEXTS: dict[str, dict[str, str]] = {
     "full": {
-        "username": "alice", "homedir": "/home/alice",
+        "username": "alice", "servername": "debug", "homedir": "/home/alice",
         "keepvars": "PATH,LANG,JUPYTERHUB_API_TOKEN,JUPYTERHUB_API_URL",
         "partition": "gpu", "queue": "gpu", "runtime": "01:30:00", "memory": "8G",
         "nprocs": "4", "ngpus": "1", "account": "proj1", "gateway_tag": "hpcgw-gw",
@@ -27,7 +27,7 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "cmd": "/opt/hpcgw/notebook/bin/batchspawner-singleuser /opt/hpcgw/notebook/bin/jupyterhub-singleuser",
     },
     "minimal": {
-        "username": "bob", "homedir": "/home/bob", "keepvars": "JUPYTERHUB_API_TOKEN",
+        "username": "bob", "servername": "", "homedir": "/home/bob", "keepvars": "JUPYTERHUB_API_TOKEN",
         "partition": "debug", "queue": "debug", "runtime": "00:10:00", "memory": "1G",
         "nprocs": "1", "ngpus": "0", "account": "", "gateway_tag": "", "prologue": "", "epilogue": "",
         "cmd": "batchspawner-singleuser jupyterhub-singleuser",

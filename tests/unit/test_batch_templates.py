@@ -42,3 +42,22 @@ def test_optional_lines_follow_the_choice(scheduler: str) -> None:
     minimal = render(scheduler, CONTEXTS["minimal"])
     assert "proj1" in full and "proj1" not in minimal
     assert "module load python" in full
+
+
+JOB_NAME = {
+    "slurm": "#SBATCH --job-name=",
+    "torque": "#PBS -N ",
+    "pbs": "#PBS -N ",
+    "sge": "#$ -N ",
+    "lsf": "#BSUB -J ",
+}
+
+
+@pytest.mark.parametrize("scheduler", sorted(JOB_NAME))
+def test_the_job_name_says_which_server_it_is(scheduler: str) -> None:
+    """Operators tell a user's servers apart in the queue: a named server's
+    job is jupyterhub-<user>-<server>, the default server's jupyterhub-<user>."""
+    named = render(scheduler, CONTEXTS["full"])
+    default = render(scheduler, CONTEXTS["minimal"])
+    assert f"{JOB_NAME[scheduler]}jupyterhub-alice-debug\n" in named
+    assert f"{JOB_NAME[scheduler]}jupyterhub-bob\n" in default

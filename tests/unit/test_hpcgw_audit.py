@@ -73,6 +73,11 @@ def test_the_cull_notice_names_the_job_and_the_idle_time() -> None:
                       "idle culler. Start a new one when you are ready.")
 
 
+def test_the_cull_notice_of_a_named_server_names_it() -> None:
+    notice = hpcgw_audit.cull_notice(3720, 7200, 3600, 0, "batch job 43 on Demo cluster", server="debug")
+    assert notice.startswith('Your server "debug" (batch job 43 on Demo cluster) was stopped after 62 minutes idle')
+
+
 def test_a_busy_server_past_max_age_says_it_ran_too_long() -> None:
     notice = hpcgw_audit.cull_notice(30, 8 * 3600, 3600, 8 * 3600)
     assert notice.startswith("Your last server was stopped by the idle culler after running 480 minutes")

@@ -24,6 +24,7 @@ from hpcgw_batch_core import (
     check_job_id,
     command_line,
     failed_query_is_gone,
+    job_server_name,
     parse_job_id,
     template_vars,
 )
@@ -254,6 +255,18 @@ def test_user_options_never_reach_the_batch_script(user_options: dict[str, Any])
 def test_template_vars_are_the_spawners_values_and_cmd() -> None:
     got = template_vars({"account": "proj1", "queue": "debug"}, "batchspawner-singleuser")
     assert got == {"account": "proj1", "queue": "debug", "cmd": "batchspawner-singleuser"}
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("", ""),
+    ("debug", "debug"),
+    ("batch-2", "batch-2"),
+    # an older hub's name: nothing the unquoted batch script line would read as syntax
+    ("my server;id", "my_server_id"),
+    ("x" * 40, "x" * 30),
+])
+def test_the_job_name_carries_a_safe_server_name(name: str, expected: str) -> None:
+    assert job_server_name(name) == expected
 
 
 class FailingQuery(GuardedSlurm):

@@ -38,6 +38,20 @@ def test_owned_ids_come_from_every_servers_state() -> None:
     assert reaper.owned_job_ids(USERS) == {"101", "106"}
 
 
+def test_a_named_servers_job_is_owned_and_a_true_orphan_is_not() -> None:
+    """Several servers of one user (named servers): each one's job is owned;
+    a job of that user no server holds is still an orphan."""
+    users = [{"name": "alice", "servers": {
+        "": {"state": {"child_state": {"job_id": "201"}}},
+        "debug": {"state": {"child_state": {"job_id": "202"}, "profile": "debug-1c"}},
+        "batch": {"state": {"child_state": {"job_id": "203", "hpcgw_starting": True}}},
+    }}]
+    listing = "\n".join(f"{job}|alice|hpcgw:gw1|2026-11-25T15:00:00|RUNNING" for job in ("201", "202", "203", "204"))
+    owned = reaper.owned_job_ids(users)
+    assert owned == {"201", "202", "203"}
+    assert [j.job_id for j in reaper.orphans(reaper.parse_squeue(listing), owned, "gw1", NOW, 60)] == ["204"]
+
+
 def test_only_this_gateways_unowned_jobs_past_the_grace_are_orphans() -> None:
     found = reaper.orphans(reaper.parse_squeue(SQUEUE), reaper.owned_job_ids(USERS), "gw1", NOW, grace=60)
     assert [(j.job_id, j.user) for j in found] == [("102", "alice")]

@@ -92,3 +92,22 @@ def test_unwritable_record_does_not_fail_the_spawn(tmp_path: Path) -> None:
 def test_reason_is_cut() -> None:
     assert len(spawnlog.first_line("x" * 500)) == spawnlog.REASON_MAX
     assert spawnlog.first_line("\n\n  second  \nthird") == "second"
+
+
+def test_a_named_servers_start_records_its_name(record: Path) -> None:
+    """Several servers per user: each record says which server it started
+    (empty for the default one), and the report's job rows carry it."""
+    async def start() -> tuple[str, int]:
+        return "hpcgw-c1", 8888
+
+    named = _spawner("4712")
+    named.name = "debug"
+    asyncio.run(spawnlog.logged(named, start()))
+    asyncio.run(spawnlog.logged(_spawner("4713"), start()))
+    lines = _lines(record)
+    assert [(line["job_id"], line["server"]) for line in lines] == [("4712", "debug"), ("4713", "")]
+    spawns, bad = hpcgw_usage.parse_spawn_log(record.read_text().splitlines())
+    assert bad == 0
+    rows = hpcgw_usage.job_rows(spawns, {})
+    assert sorted((row["job_id"], row["server"]) for row in rows) == [("4712", "debug"), ("4713", "")]
+    assert "server" in hpcgw_usage.JOB_COLUMNS

@@ -257,3 +257,46 @@ def test_a_job_ending_by_itself_leaves_a_notice_until_the_next_start() -> None:
     again.user = SimpleNamespace(name="alice-notice")  # type: ignore[attr-defined]
     asyncio.run(again.start())
     assert startup.end_notice_html(SimpleNamespace(name="alice-notice")) == ""
+
+
+def test_each_server_keeps_its_own_end_notice() -> None:
+    """Two servers of one user: each job's end is told with the server's name,
+    and a start forgets its own server's notice only."""
+    def ended(server: str, job_id: str, state: str) -> FakeJob:
+        job = FakeJob([Status.NOTFOUND])
+        job.user = SimpleNamespace(name="alice-two")  # type: ignore[attr-defined]
+        job.name = server  # type: ignore[attr-defined]
+        job.job_id = job_id
+
+        async def gone() -> Status:
+            job.job_status = state
+            return Status.NOTFOUND
+
+        job.query_job_status = gone  # type: ignore[method-assign]
+        assert asyncio.run(job.poll()) == 1
+        return job
+
+    ended("debug", "21", "TIMEOUT hpcgw-c1")
+    ended("batch", "22", "NODE_FAIL hpcgw-c2")
+    notice = startup.end_notice_html(SimpleNamespace(name="alice-two"))
+    assert "Your server &quot;debug&quot; (batch job 21 on the cluster) reached its time limit" in notice
+    assert "Your server &quot;batch&quot; (batch job 22 on the cluster) ended because its compute node failed" in notice
+    assert startup.end_notice_html(SimpleNamespace(name="alice")) == ""
+    again = FakeJob([Status.RUNNING], {1: "port+answer"})
+    again.user = SimpleNamespace(name="alice-two")  # type: ignore[attr-defined]
+    again.name = "debug"  # type: ignore[attr-defined]
+    asyncio.run(again.start())
+    notice = startup.end_notice_html(SimpleNamespace(name="alice-two"))
+    assert "debug" not in notice and "batch job 22" in notice
+    startup.forget_end("alice-two", "batch")
+    assert startup.end_notice_html(SimpleNamespace(name="alice-two")) == ""
+
+
+def test_the_default_servers_notice_comes_first() -> None:
+    startup.remember_end("carol-two", "named one", "zeta")
+    startup.remember_end("carol-two", "default one")
+    try:
+        assert startup.end_notice_html(SimpleNamespace(name="carol-two")) == "default one<br>named one"
+    finally:
+        startup.forget_end("carol-two")
+        startup.forget_end("carol-two", "zeta")

@@ -680,3 +680,21 @@ def test_wrong_admin_rights_stop_the_play(tmp_path: Path, good: dict[str, Any], 
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_named_server_limit_per_user": -1}, "jupyterhub_named_server_limit_per_user a whole number"),
+        ({"jupyterhub_named_server_limit_per_user": True}, "jupyterhub_named_server_limit_per_user a whole number"),
+        ({"jupyterhub_named_server_limit_per_user": "two"}, "jupyterhub_named_server_limit_per_user"),
+        ({"jupyterhub_named_servers_enabled": "sometimes"}, "jupyterhub_named_servers_enabled"),
+    ],
+)
+def test_wrong_named_server_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                   expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout

@@ -213,30 +213,49 @@ def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
     return result
 
 
-def spawn_form_action(browser: Browser) -> str:
+def spawn_path(browser: Browser, user: str = "", server: str = "") -> str:
+    """The spawn page's path: the default server's, or /hub/spawn/<user>/<server> of a named one."""
+    pre = prefix_of(browser.base)
+    if not server:
+        return f"{pre}/hub/spawn"
+    return f"{pre}/hub/spawn/{urllib.parse.quote(user)}/{urllib.parse.quote(server)}"
+
+
+def spawn_form_action(browser: Browser, user: str = "", server: str = "") -> str:
     """The spawn form's action URL; the hub puts its XSRF token into it."""
-    pre = prefix_of(browser.base)
-    _, _, page = browser.request("GET", f"{pre}/hub/spawn")
+    path = spawn_path(browser, user, server)
+    _, _, page = browser.request("GET", path)
     action = re.search(r'action="([^"]*_xsrf=[^"]+)"', page)
-    return action.group(1).replace("&amp;", "&") if action else f"{pre}/hub/spawn"
+    return action.group(1).replace("&amp;", "&") if action else path
 
 
-def post_spawn_form(browser: Browser, form: dict[str, str], target: str = "") -> tuple[int, str, str]:
+def post_spawn_form(browser: Browser, form: dict[str, str], target: str = "", user: str = "",
+                    server: str = "") -> tuple[int, str, str]:
     """POST the spawn form (to `target`, default: its action fetched now) as a browser does."""
-    pre = prefix_of(browser.base)
     return browser.request(
-        "POST", target or spawn_form_action(browser), urllib.parse.urlencode(form).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "Referer": browser.origin + f"{pre}/hub/spawn"},
+        "POST", target or spawn_form_action(browser, user, server), urllib.parse.urlencode(form).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded",
+         "Referer": browser.origin + spawn_path(browser, user, server)},
     )
 
 
-def server_of(browser: Browser) -> dict[str, Any]:
-    """The logged-in user's default server as the hub's REST API shows it ({} when none)."""
+def servers_of(browser: Browser) -> dict[str, Any]:
+    """Every active server of the logged-in user by name ("" the default one), as the hub's REST API shows them."""
     pre = prefix_of(browser.base)
     _, user = browser.api("GET", f"{pre}/hub/api/user", xsrf_path=f"{pre}/hub")
     if not isinstance(user, dict):
         return {}
-    return user.get("servers", {}).get("", {}) or {}
+    return user.get("servers", {}) or {}
+
+
+def server_of(browser: Browser, server: str = "") -> dict[str, Any]:
+    """The logged-in user's default (or named) server as the hub's REST API shows it ({} when none)."""
+    return servers_of(browser).get(server, {}) or {}
+
+
+def server_path(name: str, server: str = "") -> str:
+    """Where a user's server lives under the base path: /user/<name>[/<server>]."""
+    return f"/user/{name}/{server}" if server else f"/user/{name}"
 
 
 def new_kernel(browser: Browser, name: str) -> dict[str, Any]:
@@ -263,14 +282,14 @@ def run_in(browser: Browser, name: str, kernel_id: str, code: str) -> dict[str, 
     return out
 
 
-def run_code(browser: Browser, name: str, code: str) -> dict[str, Any]:
-    """Run `code` in a new kernel of `name`'s server over the websocket, then delete the kernel."""
+def run_code(browser: Browser, name: str, code: str, server: str = "") -> dict[str, Any]:
+    """Run `code` in a new kernel of `name`'s (default or named) server over the websocket, then delete the kernel."""
     pre = prefix_of(browser.base)
+    upath = pre + server_path(name, server)
     # OAuth into the single-user server like a browser does (a page, not an
     # API URL: only pages redirect to the hub; a missing file is fine)
-    status, _, _ = browser.request("GET", f"{pre}/user/{name}/files/.hpcgw-oauth-probe")
+    status, _, _ = browser.request("GET", f"{upath}/files/.hpcgw-oauth-probe")
     out: dict[str, Any] = {"oauth_status": status}
-    upath = f"{pre}/user/{name}"
     status, kernel = browser.api("POST", f"{upath}/api/kernels", {"name": "python3"}, xsrf_path=upath)
     out["kernel_status"] = status
     if status in (200, 201) and isinstance(kernel, dict):

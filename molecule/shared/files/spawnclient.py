@@ -28,8 +28,12 @@ object on stdout each):
   session-save BASE USER PASSWORD FILE log in, open the user's server (its OAuth), keep the cookies in FILE
   session-check BASE USER PASSWORD FILE with FILE's cookies and no new login: the hub's answer about the user
                                        and the server's, each with whether it redirected (to a login)
+  servers BASE USER PASSWORD           the user's active servers by name ("" the default one)
+  stop-all BASE USER PASSWORD          stop every server of the user (named ones too) and wait
 
-BASE and --base-path as in gwclient.py.
+BASE and --base-path as in gwclient.py. --server NAME (anywhere on the command line) makes start,
+run, stop, page and status act on the user's named server NAME (/hub/spawn/<user>/NAME,
+/user/<user>/NAME/) instead of the default one.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import urllib.request
 from typing import Any
 
 from gwclient import (Browser, login, new_kernel, post_spawn_form, prefix_of, run_code, run_in, server_of,
-                      spawn_form_action, split_base_path)
+                      servers_of, spawn_form_action, spawn_path, split_base_path)
 
 
 PAGE_DATA = re.compile(r'<script type="application/json" id="hpcgw-form-data">(.*?)</script>', re.S)
@@ -61,9 +65,15 @@ def field_errors(page: str) -> dict[str, str]:
     return {element: html.unescape(text) for element, text in FIELD_ERROR.findall(page)}
 
 
-def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
+def error_text(page: str) -> str:
+    """The text of the hub's error page (its status line and message), whitespace folded."""
+    error = re.search(r'<div class="error">(.*?)</div>', page, re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", error.group(1))).split()) if error else ""
+
+
+def start(browser: Browser, form: dict[str, str], server_name: str = "") -> dict[str, Any]:
     out = login(browser)
-    target = spawn_form_action(browser)
+    target = spawn_form_action(browser, str(out.get("name") or ""), server_name)
     clicked = time.monotonic()  # click-to-ready counts from the form's POST
     status, url, body = post_spawn_form(browser, form, target)
     out.update(spawn_status=status, spawn_url=url)
@@ -73,31 +83,53 @@ def start(browser: Browser, form: dict[str, str]) -> dict[str, Any]:
         out["field_errors"] = field_errors(body)
     started = time.monotonic()
     while time.monotonic() - started < 300:  # above the hub's start_timeout
-        server = server_of(browser)
+        server = server_of(browser, server_name)
         if server.get("ready") or (not server and time.monotonic() - started > 5):
             break
         time.sleep(0.25)
-    server = server_of(browser)
+    server = server_of(browser, server_name)
     out.update(ready=bool(server.get("ready")), server=server, seconds=round(time.monotonic() - clicked, 1))
     return out
 
 
-def run(browser: Browser, code: str) -> dict[str, Any]:
+def run(browser: Browser, code: str, server_name: str = "") -> dict[str, Any]:
     out = login(browser)
-    out.update(run_code(browser, str(out.get("name")), code))
+    out.update(run_code(browser, str(out.get("name")), code, server_name))
     return out
 
 
-def stop(browser: Browser) -> dict[str, Any]:
+def server_api(pre: str, user: str, server_name: str = "") -> str:
+    """The REST path of a user's default or named server."""
+    quoted = urllib.parse.quote(server_name)
+    return f"{pre}/hub/api/users/{user}/servers/{quoted}" if server_name else f"{pre}/hub/api/users/{user}/server"
+
+
+def stop(browser: Browser, server_name: str = "") -> dict[str, Any]:
     pre = prefix_of(browser.base)
     out = login(browser)
-    status, _ = browser.api("DELETE", f"{pre}/hub/api/users/{out.get('name')}/server", xsrf_path=f"{pre}/hub")
+    status, _ = browser.api("DELETE", server_api(pre, str(out.get("name")), server_name), xsrf_path=f"{pre}/hub")
     out["stop_status"] = status
     for _ in range(90):
-        if not server_of(browser):
+        if not server_of(browser, server_name):
             break
         time.sleep(1)
-    out["stopped"] = not server_of(browser)
+    out["stopped"] = not server_of(browser, server_name)
+    return out
+
+
+def stop_all(browser: Browser) -> dict[str, Any]:
+    """Stop every active server of the user (each its own DELETE), then wait until none is left."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    names = sorted(servers_of(browser))
+    out["stop_status"] = {name: browser.api("DELETE", server_api(pre, str(out.get("name")), name),
+                                            xsrf_path=f"{pre}/hub")[0] for name in names}
+    for _ in range(120):
+        if not servers_of(browser):
+            break
+        time.sleep(1)
+    out["left"] = sorted(servers_of(browser))
+    out["stopped"] = not out["left"]
     return out
 
 
@@ -144,12 +176,13 @@ def form(browser: Browser) -> dict[str, Any]:
     return out
 
 
-def page(browser: Browser) -> dict[str, Any]:
-    pre = prefix_of(browser.base)
+def page(browser: Browser, server_name: str = "") -> dict[str, Any]:
     out = login(browser)
-    status, final_url, text = browser.request("GET", f"{pre}/hub/spawn")
+    status, final_url, text = browser.request("GET", spawn_path(browser, str(out.get("name") or ""), server_name))
     data = PAGE_DATA.search(text)
     out["page_url"] = final_url
+    if status >= 400:  # the hub's error page (e.g. the named server limit)
+        out["error"] = error_text(text)
     selected = {}
     for element, options in SELECTED.findall(text):
         chosen = re.search(r'<option value="([^"]*)" selected>', options)
@@ -275,27 +308,41 @@ def session_check(browser: Browser, user: str, path: str) -> dict[str, Any]:
     return out
 
 
+def split_server(argv: list[str]) -> tuple[list[str], str]:
+    """Remove --server NAME from argv; returns (rest, NAME or "")."""
+    if "--server" in argv[:-1]:
+        at = argv.index("--server")
+        return argv[:at] + argv[at + 2:], argv[at + 1]
+    return argv, ""
+
+
 def main(argv: list[str]) -> int:
     argv, base_path = split_base_path(argv)
+    argv, server_name = split_server(argv)
     command, base, user, password = argv[1:5]
     browser = Browser(base, user, password, base_path=base_path)
     if command == "start":
-        result = start(browser, json.loads(argv[5]))
+        result = start(browser, json.loads(argv[5]), server_name)
     elif command == "run":
-        result = run(browser, argv[5])
+        result = run(browser, argv[5], server_name)
     elif command == "stop":
-        result = stop(browser)
+        result = stop(browser, server_name)
+    elif command == "stop-all":
+        result = stop_all(browser)
+    elif command == "servers":
+        result = login(browser)
+        result["servers"] = servers_of(browser)
     elif command == "api":
         result = api(browser, json.loads(argv[5]))
     elif command == "outcome":
         result = outcome(browser, json.loads(argv[5]))
     elif command == "status":
         result = login(browser)
-        result["server"] = server_of(browser)
+        result["server"] = server_of(browser, server_name)
         _, _, home = browser.request("GET", f"{prefix_of(browser.base)}/hub/home")
         result["notice"] = announcement(home)
         if not result["server"]:  # with a server, the spawn page redirects to it
-            _, _, spawn_page = browser.request("GET", f"{prefix_of(browser.base)}/hub/spawn")
+            _, _, spawn_page = browser.request("GET", spawn_path(browser, str(result.get("name") or user), server_name))
             result["spawn_notice"] = announcement(spawn_page)
     elif command == "kernel":
         result = login(browser)
@@ -310,7 +357,7 @@ def main(argv: list[str]) -> int:
     elif command == "form":
         result = form(browser)
     elif command == "page":
-        result = page(browser)
+        result = page(browser, server_name)
     elif command == "estimate":
         rest = argv[6:]
         for_user = rest[rest.index("--for") + 1] if "--for" in rest else ""

@@ -68,14 +68,23 @@ def idle_words(seconds: float) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def cull_notice(idle_seconds: float, age_seconds: float, timeout: int, max_age: int, job: str = "") -> str:
+def which_server(server: str = "", job: str = "") -> str:
+    """How a notice names the server it is about: the user's default server is
+    "Your last server", a named one "Your server "<name>"" (a user may run
+    several); the batch job follows in parentheses when there is one."""
+    which = f'Your server "{server}"' if server else "Your last server"
+    return f"{which} ({job})" if job else which
+
+
+def cull_notice(idle_seconds: float, age_seconds: float, timeout: int, max_age: int, job: str = "",
+                server: str = "") -> str:
     """What the user's next page says about a server the idle culler stopped.
 
     The culler stops a server idle for ``timeout`` seconds, or one older than
     ``max_age`` (when set) even if busy; which of the two it was follows from
-    the server's idle time.
+    the server's idle time. ``server``: a named server's name.
     """
-    which = f"Your last server ({job})" if job else "Your last server"
+    which = which_server(server, job)
     if max_age and idle_seconds < timeout and age_seconds >= max_age:
         why = (f"was stopped by the idle culler after running {idle_words(age_seconds)} "
                f"(the longest a server may run here is {idle_words(max_age)})")

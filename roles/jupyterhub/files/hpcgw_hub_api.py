@@ -39,9 +39,10 @@ SERVER_ROUTES = (r"/api/users/([^/]+)/server", r"/api/users/([^/]+)/servers/([^/
 
 # The idle culler's service name and settings (configure_culler; empty: no culler).
 CULLER: dict[str, Any] = {"service": "", "timeout": 0, "max_age": 0}
-# Called with (user name, notice) when the culler stops a server; role
-# spawn_profiles appends hpcgw_startup.remember_end (the user's next page).
-cull_listeners: list[Callable[[str, str], None]] = []
+# Called with (user name, notice, server name) when the culler stops a
+# server; role spawn_profiles appends hpcgw_startup.remember_end (the user's
+# next page).
+cull_listeners: list[Callable[[str, str, str], None]] = []
 
 
 def configure_culler(service: str, timeout: int, max_age: int) -> None:
@@ -154,12 +155,13 @@ class AuditedServerHandler(UserServerAPIHandler):  # type: ignore[misc]
         if is_service and CULLER["service"] and current.name == CULLER["service"]:
             idle = _seconds_since(spawner.orm_spawner.last_activity)
             age = _seconds_since(spawner.orm_spawner.started)
-            notice = hpcgw_audit.cull_notice(idle, age, CULLER["timeout"], CULLER["max_age"], _job_words(spawner))
+            notice = hpcgw_audit.cull_notice(idle, age, CULLER["timeout"], CULLER["max_age"], _job_words(spawner),
+                                             server=spawner.name)
             hpcgw_audit.emit("cull", **fields, idle_seconds=int(idle), age_seconds=int(age),
                              timeout=CULLER["timeout"], max_age=CULLER["max_age"])
             self.log.info("Idle culler stops %s: %s", spawner._log_name, notice)
             for listener in cull_listeners:
-                listener(spawner.user.name, notice)
+                listener(spawner.user.name, notice, spawner.name)
         hpcgw_audit.emit("stop", **fields, by=by)
 
 

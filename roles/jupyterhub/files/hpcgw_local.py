@@ -14,6 +14,11 @@ runs as the user, as ``SudoSpawner`` does, but starts it in two ways:
 After the server stops (or is found dead), ``<scope_launcher> stop <user>``
 ends the scope, so nothing the server left behind keeps running.
 
+One local server per user: the scope, its limits and its stop are the
+user's. With named servers (several servers per user), a second local
+server is refused while one runs (:func:`other_local_server`); the user's
+other servers are batch jobs.
+
 The mediator's stderr is the hub's (the server's log joins the hub's
 journal, as with SudoSpawner); its stdout carries the one JSON reply.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Iterable, Optional
 
 from jupyterhub.utils import random_port
 from sudospawner import SudoSpawner
@@ -40,6 +45,25 @@ def parse_reply(out: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return reply if isinstance(reply, dict) else {}
+
+
+def other_local_server(spawners: Iterable[Any], own_name: str, local_class: type) -> Optional[str]:
+    """The name of another active local server among a user's spawners
+    ("" for the default server), or None. A wrapper's (ProfilesSpawner's)
+    server counts by its child."""
+    for spawner in spawners:
+        if spawner.name == own_name or not spawner.active:
+            continue
+        if isinstance(getattr(spawner, "child_spawner", None) or spawner, local_class):
+            return str(spawner.name)
+    return None
+
+
+def one_local_server_message(other: str) -> str:
+    """Why a second local server of a user is refused."""
+    which = f'your server "{other}"' if other else "your default server"
+    return (f"Request refused: the gateway's local profile runs one server per user, and {which} is one. "
+            "Stop it first, or choose a cluster's queue for this server.")
 
 
 class LocalScopeSpawner(SudoSpawner):  # type: ignore[misc]
@@ -75,6 +99,9 @@ class LocalScopeSpawner(SudoSpawner):  # type: ignore[misc]
         return reply
 
     async def start(self) -> tuple[str, int]:
+        other = other_local_server(self.user.spawners.values(), self.name, LocalScopeSpawner)
+        if other is not None:  # its scope would end the other server's
+            raise RuntimeError(one_local_server_message(other))
         self.port = random_port()
         reply = await self.do("spawn", args=self.get_args(), env=self.get_env())
         if not reply.get("ok") or not isinstance(reply.get("pid"), int):

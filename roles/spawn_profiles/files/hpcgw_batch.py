@@ -24,9 +24,9 @@ from batchspawner.batchspawner import (
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Any, Bool, Float, HasTraits, Integer, Unicode
+from traitlets import Any, Bool, Float, HasTraits, Integer, Unicode, default
 
-from hpcgw_batch_core import GuardedBatchCommands
+from hpcgw_batch_core import GuardedBatchCommands, job_server_name
 from hpcgw_metrics import METRICS
 from hpcgw_startup import WatchedStart, failure_html
 from hpcgw_progress import JobView, follow, job_view
@@ -66,6 +66,15 @@ class GatewayBatchMixin(WatchedStart, GuardedBatchCommands, HasTraits):
     # key of its scheduler command counts. Empty (a server saved before it
     # existed): the status is asked as the user.
     hpcgw_cluster_name = Unicode("", help="The cluster's name in the catalog.")
+    # {servername} of the batch script: the job's name is jupyterhub-<user>-<server>
+    # for a named server (jupyterhub-<user> for the default one), so operators
+    # see in the queue which of a user's servers a job is.
+    req_servername = Unicode(help="The server's name ('' for the user's default server).")
+
+    @default("req_servername")
+    def _req_servername_default(self) -> str:
+        return job_server_name(self.name)
+
     # {gateway_tag} of the batch script: the job's comment hpcgw:<tag>, how the reaper knows its jobs.
     req_gateway_tag = Unicode("", help="This gateway's mark on its jobs (spawn_profiles_gateway_tag).")
     hpcgw_job_check_interval = Float(

@@ -183,6 +183,16 @@ def command_line(exec_prefix: str, command: str, values: Mapping[str, Any], remo
     return " ".join(part for part in (prefix, body) if part)
 
 
+_SERVER_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def job_server_name(name: str) -> str:
+    """A server's name as the job's name carries it: JupyterHub 6 names are
+    safe slugs already (a-z, 0-9, -); anything else an older hub allowed is
+    replaced (the batch script holds it unquoted), and it is cut to 30."""
+    return _SERVER_NAME_CHARS.sub("_", str(name or ""))[:30]
+
+
 def template_vars(req_values: Mapping[str, Any], server_cmd: str) -> dict[str, Any]:
     """The batch script's variables: the spawner's req_* values and ``cmd``.
 

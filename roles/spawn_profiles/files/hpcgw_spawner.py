@@ -50,6 +50,7 @@ import hpcgw_accounts
 import hpcgw_audit
 import hpcgw_sched
 from hpcgw_form import page_data
+from hpcgw_local import one_local_server_message, other_local_server
 import hpcgw_spawnlog
 from hpcgw_metrics import LOCAL, METRICS
 from hpcgw_profiles import Catalog, Choice, ChoiceError, child_config, describe
@@ -153,13 +154,20 @@ class GatewaySpawner(ProfilesSpawner):
             last_options=None if refusal else (self.orm_spawner.user_options if self.orm_spawner else None),
             submitted=refusal[1] if refusal else None, error=refusal[0] if refusal else None,
             free=free, estimate_clusters=ESTIMATE.clusters, estimate_url=estimate_url, accounts=accounts)
-        # After a failed start JupyterHub asks a fresh spawner for the form
-        # (get_spawner(replace_failed=True) does not store it) but renders the
-        # page with user.spawner, yet another one: it gets the data too.
-        shown = self.user.spawners[self.name]
-        if shown is not self:
-            shown.hpcgw_page = self.hpcgw_page
+        # JupyterHub 6.1.1 renders the spawn page with user.spawner - the
+        # user's default server's spawner, also on a named server's page
+        # (/hub/spawn/<user>/<server>) - and after a failed start asks a
+        # fresh spawner for the form (get_spawner(replace_failed=True) does
+        # not store it): the spawners it may render with get the data too.
+        for shown in (self.user.spawners[self.name], self._rendering_spawner()):
+            if shown is not self:
+                shown.hpcgw_page = self.hpcgw_page
         return await super().get_options_form()
+
+    def _rendering_spawner(self) -> Any:
+        """The spawner whose data the hub's spawn page shows and whose form it
+        asks for after a refused POST (user.spawner, whichever server)."""
+        return self.user.spawner
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:  # type: ignore[override]
         # JupyterHub awaits it (run_options_from_form, options_from_query).
@@ -171,9 +179,11 @@ class GatewaySpawner(ProfilesSpawner):
                 await self.hpcgw_settle(choice)  # the account is the user's own (start checks it again)
         except ChoiceError as exc:
             self._refused("spawn form", str(exc))
-            # The page shown again (get_options_form) puts the message beside its field.
-            self._form_refusal = (exc, {k: v[0] for k, v in formdata.items()
-                                        if isinstance(v, list) and len(v) == 1 and isinstance(v[0], str)})
+            # The page shown again puts the message beside its field: the hub
+            # asks user.spawner for that form, whichever server was refused.
+            self._rendering_spawner()._form_refusal = (
+                exc, {k: v[0] for k, v in formdata.items()
+                      if isinstance(v, list) and len(v) == 1 and isinstance(v[0], str)})
             raise ValueError(f"Request refused: {exc}") from exc
         if options.get("profile") == "local" and not self.local_title:
             self._refused("spawn form", "the local profile is disabled")
@@ -213,11 +223,16 @@ class GatewaySpawner(ProfilesSpawner):
             if not self.local_title:
                 self._refused("spawn options", "the local profile is disabled")
                 raise web.HTTPError(400, "Request refused: the local profile is disabled")
+            local_class = import_item(self.local_class)
+            other = other_local_server(self.user.spawners.values(), self.name, local_class)
+            if other is not None:
+                self._refused("spawn options", "a second local server")
+                raise web.HTTPError(400, one_local_server_message(other))
             self.child_profile = "local"
             self.hpcgw_cluster = ""
             self.hpcgw_scheduler = "local"
             self.hpcgw_queue = LOCAL
-            self.child_class = import_item(self.local_class)
+            self.child_class = local_class
             self.child_config = dict(self.local_config)
             return
         cluster = catalog.cluster(choice.cluster)
@@ -251,7 +266,7 @@ class GatewaySpawner(ProfilesSpawner):
         self.child_state = {}
         self._hpcgw_choice = None
         self._hpcgw_spawn_audited = False
-        forget_end(self.user.name)  # the notice of the last server's end (local servers too)
+        forget_end(self.user.name, self.name)  # the notice of this server's last end (local servers too)
         self._starting = True
         try:
             self.construct_child()

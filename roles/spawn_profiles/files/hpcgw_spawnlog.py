@@ -7,7 +7,8 @@ joins it with the scheduler's accounting. Writing never fails a spawn: an
 unwritable file is logged and skipped.
 
 Fields: ``v`` (format, 1), ``requested`` (ISO 8601 UTC, when the start
-began), ``user``, ``cluster`` (``local`` for the gateway's own profile),
+began), ``user``, ``server`` (the server's name, empty for the user's
+default server; named servers let a user run several), ``cluster`` (``local`` for the gateway's own profile),
 ``queue``, ``profile``, ``cores``, ``memory_gb``, ``walltime_min``,
 ``gpus``, ``account``, ``job_id`` (empty without a job), ``outcome``
 (``ready``, ``failed``, ``cancelled``), ``latency_s`` (seconds from the
@@ -46,12 +47,13 @@ def first_line(text: str, limit: int = REASON_MAX) -> str:
 
 
 def entry(requested: float, user: str, choice: Mapping[str, Any], job_id: str, outcome: str,
-          finished: float, reason: str = "") -> dict[str, Any]:
+          finished: float, reason: str = "", server: str = "") -> dict[str, Any]:
     """One record; `choice` holds cluster, queue, profile and the resources."""
     return {
         "v": FORMAT,
         "requested": datetime.fromtimestamp(requested, timezone.utc).isoformat(timespec="seconds"),
         "user": user,
+        "server": server,
         "cluster": str(choice.get("cluster", "")),
         "queue": str(choice.get("queue", "")),
         "profile": str(choice.get("profile", "")),
@@ -120,4 +122,4 @@ async def logged(spawner: Any, start: Awaitable[T]) -> T:
         child = getattr(spawner, "child_spawner", None)
         user = str(getattr(getattr(spawner, "user", None), "name", ""))
         append(entry(requested, user, _choice_of(spawner), str(getattr(child, "job_id", "") or ""),
-                     outcome, time.time(), reason))
+                     outcome, time.time(), reason, server=str(getattr(spawner, "name", "") or "")))

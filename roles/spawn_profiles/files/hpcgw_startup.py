@@ -14,6 +14,7 @@ import re
 from typing import Any, Optional
 
 import hpcgw_audit
+from hpcgw_audit import which_server
 from hpcgw_callback_core import JobReport
 
 MODULE_FAILURE = re.compile(r"\bLmod\b|\bmodule(cmd)?: |unable to locate a modulefile|module load", re.IGNORECASE)
@@ -60,29 +61,33 @@ END_REASONS = {
     "FAILED": "ended with an error",
     "COMPLETED": "ended",
 }
-_last_end: dict[str, str] = {}
+# The notice of each server's end, by (user, server name): a user with
+# several servers is told about each, and a start forgets its own only.
+_last_end: dict[tuple[str, str], str] = {}
 
 
-def end_message(job_id: str, where: str, status_text: str) -> str:
+def end_message(job_id: str, where: str, status_text: str, server: str = "") -> str:
     """What the user's next page says about a server whose job ended by itself."""
     words = status_text.split()
     state = words[0].rstrip("+") if words and words[0].isupper() else ""
     reason = END_REASONS.get(state, "ended")
-    return f"Your last server (batch job {job_id} on {where}) {reason}. Start a new one when you are ready."
+    return f"{which_server(server, f'batch job {job_id} on {where}')} {reason}. Start a new one when you are ready."
 
 
-def remember_end(user: str, message: str) -> None:
-    _last_end[user] = message
+def remember_end(user: str, message: str, server: str = "") -> None:
+    _last_end[(user, server)] = message
 
 
-def forget_end(user: str) -> None:
-    _last_end.pop(user, None)
+def forget_end(user: str, server: str = "") -> None:
+    _last_end.pop((user, server), None)
 
 
 def end_notice_html(user: Any) -> str:
-    """Template variable (JupyterHub calls it with the page's user): the notice, escaped."""
+    """Template variable (JupyterHub calls it with the page's user): the
+    notices of the user's servers (the default one first), escaped."""
     name = getattr(user, "name", "")
-    return html.escape(_last_end.get(name, "")) if name else ""
+    notices = [message for (owner, _server), message in sorted(_last_end.items()) if owner == name] if name else []
+    return "<br>".join(html.escape(message) for message in notices)
 
 
 def failure_html(message: str) -> str:
@@ -194,8 +199,12 @@ class WatchedStart:
     def _user_name(self) -> str:
         return str(getattr(getattr(self, "user", None), "name", ""))
 
+    def _server_name(self) -> str:
+        """The server's name ("" for the user's default server)."""
+        return str(getattr(self, "name", "") or "")
+
     async def start(self) -> tuple[str, int]:
-        forget_end(self._user_name())
+        forget_end(self._user_name(), self._server_name())
         self.hpcgw_job_report = None
         # As batchspawner: the job's environment (JUPYTERHUB_SERVICE_URL) is
         # built from these defaults; the job reports its real port.
@@ -222,8 +231,8 @@ class WatchedStart:
         to its walltime as an orphan) and reported as stopped."""
         if self.hpcgw_starting and not self._hpcgw_live_start:
             self.log.warning("Job %s was still starting when the hub restarted: cancelling it", self.job_id)
-            hpcgw_audit.emit("stop", user=self._user_name(), job_id=self.job_id, by="hub",
-                             reason="the hub restarted while the job was starting")
+            hpcgw_audit.emit("stop", user=self._user_name(), server=self._server_name() or None, job_id=self.job_id,
+                             by="hub", reason="the hub restarted while the job was starting")
             try:
                 await self.cancel_batch_job()  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001  (the poll must answer; the reaper retries)
@@ -240,9 +249,9 @@ class WatchedStart:
         job_id, final = self.job_id, self.job_status
         self.clear_state()  # type: ignore[attr-defined]
         if job_id:
-            message = end_message(job_id, self.hpcgw_where(), final)
-            remember_end(self._user_name(), message)
-            hpcgw_audit.emit("stop", user=self._user_name(), job_id=job_id, by="scheduler",
-                             reason=final.split()[0] if final.split() else "gone")
+            message = end_message(job_id, self.hpcgw_where(), final, self._server_name())
+            remember_end(self._user_name(), message, self._server_name())
+            hpcgw_audit.emit("stop", user=self._user_name(), server=self._server_name() or None, job_id=job_id,
+                             by="scheduler", reason=final.split()[0] if final.split() else "gone")
             self.log.warning("%s", message)
         return 1

@@ -53,7 +53,7 @@ SUMMARY_COLUMNS = (
     "req_mem_mb", "max_rss_mb", "req_walltime_min", "elapsed_min", "core_hours",
 )
 JOB_COLUMNS = (
-    "requested", "user", "cluster", "queue", "profile", "job_id", "outcome", "latency_s", "reason",
+    "requested", "user", "server", "cluster", "queue", "profile", "job_id", "outcome", "latency_s", "reason",
     "state", "submit", "start", "end", "node_list", "req_cores", "alloc_cores", "req_mem_mb",
     "max_rss_mb", "req_walltime_min", "elapsed_s", "core_hours",
 )
@@ -165,6 +165,7 @@ class Spawn:
     outcome: str
     latency_s: float
     reason: str
+    server: str = ""  # the server's name; "" for the user's default server (and records before named servers)
 
 
 def _timestamp(text: str) -> float:
@@ -189,7 +190,8 @@ def parse_spawn_log(lines: Iterable[str], since: float = 0.0, until: float = mat
                 profile=str(raw.get("profile", "")), cores=int(raw.get("cores", 0) or 0),
                 memory_gb=int(raw.get("memory_gb", 0) or 0), walltime_min=int(raw.get("walltime_min", 0) or 0),
                 job_id=str(raw.get("job_id", "") or ""), outcome=str(raw.get("outcome", "")),
-                latency_s=float(raw.get("latency_s", 0.0) or 0.0), reason=str(raw.get("reason", "")))
+                latency_s=float(raw.get("latency_s", 0.0) or 0.0), reason=str(raw.get("reason", "")),
+                server=str(raw.get("server", "") or ""))
         except (ValueError, KeyError, TypeError):
             bad += 1
             continue
@@ -237,7 +239,8 @@ def job_rows(spawns: Sequence[Spawn], jobs: Mapping[str, Job],
         job = joined(spawn, jobs, accounted)
         rows.append({
             "requested": datetime.fromtimestamp(spawn.requested, timezone.utc).isoformat(timespec="seconds"),
-            "user": spawn.user, "cluster": spawn.cluster, "queue": spawn.queue, "profile": spawn.profile,
+            "user": spawn.user, "server": spawn.server, "cluster": spawn.cluster, "queue": spawn.queue,
+            "profile": spawn.profile,
             "job_id": spawn.job_id, "outcome": spawn.outcome, "latency_s": _round(spawn.latency_s, 1),
             "reason": spawn.reason,
             "state": job.state if job else None,
