@@ -69,13 +69,6 @@ def test_a_module_loaded_in_jupyterlab_reaches_new_kernels(
     started = client("start", "alice", PRESET)
     assert started.get("ready") is True, started
     try:
-        # The batch job set Lmod up for the server; nothing is loaded yet.
-        before = _environment(client)
-        assert before["lmod_cmd"] == "/usr/share/lmod/lmod/libexec/lmod", before
-        assert f"{DEMO}/modulefiles" in before["modulepath"], before
-        assert before["hello"] is None and before["which"] is None, before
-        assert "hello/2.0" not in before["list"], before
-
         system, avail, load, listed = _calls(
             client, "alice",
             ["GET", "/module/system", None], ["GET", "/module/modules", None],
@@ -86,6 +79,9 @@ def test_a_module_loaded_in_jupyterlab_reaches_new_kernels(
         assert listed["body"] == ["hello/2.0"], listed
 
         loaded = _environment(client)
+        # The batch job set Lmod up for the server (no login profile read).
+        assert loaded["lmod_cmd"] == "/usr/share/lmod/lmod/libexec/lmod", loaded
+        assert f"{DEMO}/modulefiles" in loaded["modulepath"], loaded
         assert loaded["hello"] == "2.0", loaded
         assert "hello/2.0" in loaded["loaded"] and "hello/2.0" in loaded["list"], loaded
         assert loaded["which"] == f"{DEMO}/software/hello/2.0/bin/hello", loaded
