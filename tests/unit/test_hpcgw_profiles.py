@@ -104,7 +104,9 @@ def test_custom_choice_within_limits(catalog: Catalog) -> None:
     assert traits == {
         "req_partition": "batch", "req_queue": "batch", "req_nprocs": "4", "req_memory": "1G",
         "req_runtime": "01:30:00", "req_ngpus": "0", "req_account": "proj2",
-        "req_prologue": "export PATH=/opt/hpcgw-notebook/bin:$PATH\nmodule load python\n"
+        "req_prologue": "export PATH=/opt/hpcgw-notebook/bin:$PATH\n"
+                        "if [ -r /opt/hpcgw-notebook/etc/hpcgw-job-env.sh ]; then . /opt/hpcgw-notebook/etc/hpcgw-job-env.sh; fi\n"
+                        "module load python\n"
                         "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK",
     }
 

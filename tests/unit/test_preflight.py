@@ -591,6 +591,35 @@ def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], n
     assert expected in " ".join(result.stdout.split()), result.stdout
 
 
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ({"notebook_env_jupyterlmod_version": "latest"},
+         "notebook_env: notebook_env_jupyterlmod_version must be a release such as 5.3.2 (got 'latest')"),
+        ({"notebook_env_extra_packages": ["JupyterLmod==5.3.2"]},
+         "jupyterlmod is switched with notebook_env_lmod_enabled"),
+        ({"notebook_env_lmod_modulepath": ["etc/lmod/modules"]}, "Wrong: ['etc/lmod/modules']"),
+        ({"notebook_env_lmod_modulepath": ["/opt/mods:/etc/lmod/modules"]}, "Wrong: ['/opt/mods:/etc/lmod/modules']"),
+        ({"notebook_env_lmod_modulepath": ["/opt/mods # site"]}, "Wrong: ['/opt/mods # site']"),
+        ({"notebook_env_lmod_modulepath": ["/opt/../etc"]}, "Wrong: ['/opt/../etc']"),
+        ({"notebook_env_lmod_modulepath": ["/opt/mods", "/opt/mods"]}, "each once"),
+        ({"notebook_env_lmod_modulepath": [], "notebook_env_lmod_demo_modules": False}, "at least one when"),
+        ({"notebook_env_lmod_demo_root": "/opt/hpcgw modules"}, "Wrong: ['/opt/hpcgw modules']"),
+        ({"notebook_env_lmod_demo_root": "/"}, "notebook_env_lmod_demo_root a directory of its own, not '/' (got '/')"),
+        ({"notebook_env_lmod_enabled": False},
+         "notebook_env: notebook_env_lmod_demo_modules needs notebook_env_lmod_enabled: true"),
+        ({"notebook_env_lmod_modulepath": "/etc/lmod/modules"},
+         "notebook_env_lmod_modulepath must be a list of directories (got '/etc/lmod/modules')"),
+    ],
+)
+def test_wrong_lmod_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], node: dict[str, Any],
+                                           expected: str) -> None:
+    """The demo inventory turns Lmod and its demo tree on; each change breaks one input."""
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
 def _branded(good: dict[str, Any]) -> dict[str, dict[str, Any]]:
     groups = _groups(good)
     groups["gateway"].update(load_vars("inventories/demo/group_vars/gateway/branding.yml"))

@@ -24,6 +24,10 @@ object on stdout each):
                                        browser (redirects followed): status, final path, the body's start
   call BASE USER PASSWORD CALLS_JSON   each [METHOD, PATH, BODY|null] (PATH under the base path, e.g.
                                        /hub/api/users/alice) through the hub's REST API as that browser
+  server-call BASE USER PASSWORD OWNER CALLS_JSON
+                                       open OWNER's server (its OAuth) as USER's browser, then each
+                                       [METHOD, PATH, BODY|null] (PATH under /user/OWNER, e.g. /module) with
+                                       the server's XSRF cookie; an HTML answer gives its JupyterLab page config
   bench BASE USER PASSWORD N FORM_JSON N x (start, stop); click-to-ready seconds and their median
   session-save BASE USER PASSWORD FILE log in, open the user's server (its OAuth), keep the cookies in FILE
   session-check BASE USER PASSWORD FILE with FILE's cookies and no new login: the hub's answer about the user
@@ -265,6 +269,38 @@ def call(browser: Browser, calls: list[list[Any]]) -> dict[str, Any]:
     return out
 
 
+LAB_CONFIG = re.compile(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S)
+
+
+def server_call(browser: Browser, owner: str, calls: list[list[Any]]) -> dict[str, Any]:
+    """Log in, open `owner`'s server like a browser (its OAuth), then each
+    [METHOD, path under /user/<owner>, JSON body or null] as the server's
+    own pages call its APIs (its XSRF cookie). Answers: the JSON, the page
+    config of a JupyterLab page, or the text's start."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    upath = f"{pre}/user/{owner}"
+    status, _, _ = browser.request("GET", f"{upath}/files/.hpcgw-oauth-probe")
+    out["oauth_status"] = status
+    answers = []
+    for method, path, payload in calls:
+        token = browser.cookie("_xsrf", upath)
+        headers = {"Referer": browser.base + "/", **({"X-XSRFToken": token} if token else {})}
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        status, _, text = browser.request(method, upath + path, body, headers)
+        lab = LAB_CONFIG.search(text)
+        try:
+            answer: Any = json.loads(lab.group(1) if lab else text) if text else None
+        except json.JSONDecodeError:
+            answer = text[:300]
+        answers.append({"method": method, "path": path, "status": status, "body": answer})
+    out["calls"] = answers
+    return out
+
+
 def announcement(page: str) -> str:
     """The notice a hub page shows above its content ("" when none)."""
     notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', page, re.S)
@@ -352,6 +388,8 @@ def main(argv: list[str]) -> int:
         result.update(run_in(browser, str(result.get("name")), argv[5], argv[6]))
     elif command == "call":
         result = call(browser, json.loads(argv[5]))
+    elif command == "server-call":
+        result = server_call(browser, argv[5], json.loads(argv[6]))
     elif command == "fetch":
         result = fetch(browser, argv[5])
     elif command == "form":

@@ -48,6 +48,9 @@ MAX_PORT = 65535
 # The node-side launcher that picks a port inside the range (role notebook_env's
 # <prefix>/bin/hpcgw-singleuser); without a range batchspawner's own picks any port.
 RANGE_LAUNCHER = "hpcgw-singleuser"
+# The job's environment of the nodes (role notebook_env writes it into the
+# prefix: Lmod's login setup, ...), sourced before the script_lines when present.
+JOB_ENV = "etc/hpcgw-job-env.sh"
 GRANT_KEYS = frozenset({"name", "users", "groups"})
 QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
 PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
@@ -497,7 +500,9 @@ def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
     """The batchspawner req_* traits of a validated choice."""
     cluster = catalog.cluster(choice.cluster)
     queue = cluster.queue(choice.queue)
-    prologue = "\n".join((f"export PATH={cluster.notebook_prefix}/bin:$PATH",)
+    hook = f"{cluster.notebook_prefix}/{JOB_ENV}"
+    prologue = "\n".join((f"export PATH={cluster.notebook_prefix}/bin:$PATH",
+                          f"if [ -r {hook} ]; then . {hook}; fi")
                          + cluster.script_lines + queue.script_lines)
     hours, minutes = divmod(choice.walltime_min, 60)
     return {
