@@ -677,7 +677,7 @@ def test_wrong_admin_rights_stop_the_play(tmp_path: Path, good: dict[str, Any], 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"notebook_env_parallel_packages": ["dask>=2026.8.0"]}, "notebook_env_parallel_packages must be pinned"),
+        ({"notebook_env_parallel_packages": ["dask>=2026.8.0"]}, "notebook_env_parallel_packages must be pinned as name==version; not pinned: ['dask>=2026.8.0']"),
         ({"notebook_env_parallel_queue": "debug;rm"}, "got 'debug;rm'"),
         ({"notebook_env_parallel_account": "astro chem"}, "got 'debug', 'astro chem'"),
         ({"notebook_env_parallel_cores": 0}, "notebook_env_parallel_cores at least 1 (got 0)"),
