@@ -83,8 +83,9 @@ def test_the_demo_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                  "#SBATCH --time=00:10:00", "#SBATCH --partition=debug"):
         assert line in script.splitlines(), script
     assert "#SBATCH --account" not in script
-    # srun runs last, after the server job's memory variable is gone.
-    assert script.rstrip().splitlines()[-2:] == ["unset SLURM_MEM_PER_NODE SLURM_MEM_PER_GPU", "srun {program_and_args}"]
+    # srun runs last, after the server job's memory and export-list variables are gone.
+    assert script.rstrip().splitlines()[-2:] == ["unset SLURM_MEM_PER_NODE SLURM_MEM_PER_GPU SLURM_EXPORT_ENV",
+                                                 "srun {program_and_args}"]
 
 
 def test_a_site_without_partition_interface_or_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
