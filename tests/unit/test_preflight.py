@@ -727,3 +727,39 @@ def test_wrong_named_server_settings_stop_the_play(tmp_path: Path, good: dict[st
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
+# --- parallel work from the notebook (notebook_env_parallel_*) ---------------
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"notebook_env_parallel_packages": ["dask>=2026.8.0"]}, "notebook_env_parallel_packages must be pinned as name==version; not pinned: ['dask>=2026.8.0']"),
+        ({"notebook_env_parallel_queue": "debug;rm"}, "got 'debug;rm'"),
+        ({"notebook_env_parallel_account": "astro chem"}, "got 'debug', 'astro chem'"),
+        ({"notebook_env_parallel_cores": 0}, "notebook_env_parallel_cores at least 1 (got 0)"),
+        ({"notebook_env_parallel_memory_mb": 1, "notebook_env_parallel_cores": 2}, "at least one MiB per core (got 1)"),
+        ({"notebook_env_parallel_walltime": "10 min"}, "notebook_env_parallel_walltime [D-]HH:MM:SS (got '10 min')"),
+        ({"notebook_env_parallel_walltime": "00:10"}, "(got '00:10')"),
+        ({"notebook_env_parallel_interface": "eth0 ib0"}, "or empty (got 'eth0 ib0')"),
+        # Against the cluster's data (role slurm_client's partitions and nodes).
+        ({"notebook_env_parallel_queue": "gpu"}, "notebook_env_parallel_queue 'gpu' must be one of the cluster's partitions (debug, batch)"),
+        ({"notebook_env_parallel_cores": 32}, "(32 cores, notebook_env_parallel_memory_mb 1024) must fit on one of its nodes (largest: 16 cores, 16384 MiB)"),
+        ({"notebook_env_parallel_memory_mb": 32768}, "(1 cores, notebook_env_parallel_memory_mb 32768) must fit"),
+        # Types (the argument spec).
+        ({"notebook_env_parallel_cores": "many"}, "notebook_env_parallel_cores"),
+        ({"notebook_env_parallel_dask_config": ["jobqueue"]}, "notebook_env_parallel_dask_config"),
+    ],
+)
+def test_wrong_parallel_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                expected: str) -> None:
+    groups = _with_notebook_nodes(_groups(good), **good, **change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
+
+
+def test_parallel_settings_without_the_clusters_data_pass(tmp_path: Path, good: dict[str, Any]) -> None:
+    """A site whose cluster the bundle does not describe: any partition name, the default partition."""
+    for change in ({"notebook_env_parallel_queue": "gpu", "notebook_env_parallel_cores": 64},
+                   {"notebook_env_parallel_queue": "", "notebook_env_parallel_interface": ""}):
+        result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **change))
+        assert result.returncode == 0, result.stdout + result.stderr
