@@ -41,9 +41,9 @@ def test_an_instance_may_find_its_own_record() -> None:
         ({"base_url": "/jupyter/test/"}, "base URL /jupyter/test/ on hpcgw-gw overlaps"),
         ({"base_url": "/"}, "base URL / on hpcgw-gw overlaps"),
         ({"hub_port": 8010}, "instance test: its own ports collide"),
-        ({"instance": "Test"}, "hpcgw_instance 'Test'"),
-        ({"instance": "te-st"}, "hpcgw_instance 'te-st'"),
-        ({"instance": "abcdefghijklm"}, "hpcgw_instance 'abcdefghijklm'"),
+        ({"instance": "Test"}, "jupyterhub_instance 'Test'"),
+        ({"instance": "te-st"}, "jupyterhub_instance 'te-st'"),
+        ({"instance": "abcdefghijklm"}, "jupyterhub_instance 'abcdefghijklm'"),
     ],
 )
 def test_each_clash_is_refused(change: dict[str, Any], expected: str) -> None:

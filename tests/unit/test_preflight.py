@@ -672,7 +672,7 @@ def test_wrong_admin_rights_stop_the_play(tmp_path: Path, good: dict[str, Any], 
     assert expected in " ".join(result.stdout.split()), result.stdout
 
 
-TEST_INSTANCE = {"hpcgw_instance": "test", "jupyterhub_hub_port": 8091, "chp_port": 8010, "chp_api_port": 8011,
+TEST_INSTANCE = {"jupyterhub_instance": "test", "jupyterhub_hub_port": 8091, "chp_port": 8010, "chp_api_port": 8011,
                  "jupyterhub_base_url": "/jupyter-test/"}
 
 
@@ -700,7 +700,7 @@ def test_a_test_instance_beside_production_passes(tmp_path: Path, good: dict[str
         ({"jupyterhub_hub_port": 8081}, "instance test: port 8081 (hub_port) is instance production's hub_port"),
         ({"chp_api_port": 8000}, "instance test: port 8000 (proxy_api_port) is instance production's proxy_port"),
         ({"jupyterhub_base_url": "/jupyter/"}, "base URL /jupyter/ on hpcgw-gw overlaps instance production's /jupyter/"),
-        ({"hpcgw_instance": "my-test"}, "hpcgw_instance must be empty (the production instance) or a lowercase letter"),
+        ({"jupyterhub_instance": "my-test"}, "jupyterhub_instance must be empty (the production instance) or a lowercase letter"),
     ],
 )
 def test_a_clashing_instance_stops_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],

@@ -1,6 +1,6 @@
 """Issue 16: a test gateway instance beside production on the same host.
 
-The demo's test instance (inventories/demo/instances/test.yml: hpcgw_instance
+The demo's test instance (inventories/demo/instances/test.yml: jupyterhub_instance
 test, hub port 8091, proxy 8010/8011, base path /jupyter-test/) is converged
 with the gateway play only, next to the production gateway the scenario
 converged. alice spawns on each through Apache (her two jobs carry each

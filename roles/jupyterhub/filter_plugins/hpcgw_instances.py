@@ -37,7 +37,7 @@ def instance_clashes(this: Mapping[str, Any], others: Sequence[Mapping[str, Any]
     errors: list[str] = []
     name = str(this.get("instance", ""))
     if not INSTANCE.match(name):
-        return [f"hpcgw_instance {name!r}: empty, or a lowercase letter then up to 11 lowercase letters or digits"]
+        return [f"jupyterhub_instance {name!r}: empty, or a lowercase letter then up to 11 lowercase letters or digits"]
     ports = {key: int(this[key]) for key in PORT_KEYS}
     if len(set(ports.values())) != len(ports):
         errors.append(f"instance {record_name(name)}: its own ports collide ({ports})")
