@@ -50,6 +50,7 @@ TEST_PATHS = [
     "/opt/configurable-http-proxy-test",
     "/etc/sudoers.d/jupyterhub-test",
     "/usr/local/sbin/hpcgw-local-scope-test",
+    "/usr/local/sbin/hpcgw-hub-backup-test",
     "/etc/hpcgw-local-scope-test.json",
     "/etc/apache2/hpcgw-instances/test.conf",
     "/etc/hpcgw/instances/test.json",
