@@ -75,6 +75,9 @@ VHOST_VARS = {
 }
 
 
+TEST_INSTANCE = yaml.safe_load((ROOT / "inventories/demo/instances/test.yml").read_text())
+
+
 def sso_modes() -> list[str]:
     spec = yaml.safe_load((ROOT / "roles/gateway_apache/meta/argument_specs.yml").read_text())
     return list(spec["argument_specs"]["main"]["options"]["gateway_apache_sso"]["choices"])
@@ -113,6 +116,11 @@ def cases() -> list[Case]:
                     inventory_vars(INVENTORIES["demo"], "gateway")))
     for name, directory in INVENTORIES.items():
         out += gateway_files(name, inventory_vars(directory, "gateway"))
+    # The demo's test instance (issue 16): its names, ports and routes.
+    test = {**inventory_vars(INVENTORIES["demo"], "gateway"), **TEST_INSTANCE}
+    out += gateway_files("instance-test", test)
+    out.append(Case("jupyterhub.instance-test.service", "roles/jupyterhub/templates/jupyterhub.service.j2", test))
+    out.append(Case("hpcgw-instance-routes.test.conf", f"{APACHE}/010-hpcgw-gateway.conf.j2", {**test, **VHOST_VARS}))
     return out
 
 

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 import types
@@ -386,3 +387,37 @@ def test_the_reply_is_the_one_json_object(monkeypatch: pytest.MonkeyPatch) -> No
     parse = _stub_modules(monkeypatch).parse_reply
     assert parse(b'log line\n{"ok": true, "pid": 7}\n') == {"ok": True, "pid": 7}
     assert parse(b"") == {} and parse(b"{broken") == {} and parse(b"[1, 2]") == {}
+
+
+# Issue 16: a test instance's launcher reads its own configuration and runs
+# its users' servers in its own slice, never in production's.
+@pytest.mark.parametrize(("installed", "config"), [
+    ("hpcgw-local-scope", "/etc/hpcgw-local-scope.json"),
+    ("hpcgw-local-scope-test", "/etc/hpcgw-local-scope-test.json"),
+])
+def test_the_configuration_is_named_after_the_installed_launcher(tmp_path: Path, installed: str, config: str) -> None:
+    launcher = tmp_path / installed
+    launcher.write_bytes(Path(scope.__file__).read_bytes())
+    assert runpy.run_path(str(launcher))["CONFIG_FILE"] == Path(config)
+
+
+def test_a_test_instance_scope_lives_in_its_own_slice() -> None:
+    settings = scope.parse_settings({**CONFIG, "slice": "hpcgw-local_test.slice"})
+    account = scope.check_user("alice", settings, _getpwnam, _getgrnam, _grouplist)
+    argv = scope.start_argv(account, settings)
+    assert "--unit=hpcgw-local_test-alice.scope" in argv and "--slice=hpcgw-local_test.slice" in argv
+    assert scope.unit_name(account, settings) != scope.unit_name(account, SETTINGS)
+
+
+@pytest.mark.parametrize("slice_name", ["hpcgw-local-test.slice", "system.slice", "hpcgw-local_Test.slice",
+                                        "hpcgw-local_test", "../hpcgw-local.slice"])
+def test_a_slice_that_is_not_an_instance_slice_is_refused(slice_name: str) -> None:
+    with pytest.raises(scope.Refused, match="slice"):
+        scope.parse_settings({**CONFIG, "slice": slice_name})
+
+
+def test_the_mediator_of_a_test_instance_wants_its_own_slice() -> None:
+    test = "0::/hpcgw.slice/hpcgw-local_test.slice/hpcgw-local_test-alice.scope\n"
+    assert mediator.in_own_scope(test, "alice", "hpcgw-local_test.slice") is True
+    assert mediator.in_own_scope(test, "alice") is False  # production's mediator refuses it
+    assert mediator.in_own_scope(V1, "alice", "hpcgw-local_test.slice") is False

@@ -22,10 +22,14 @@ import sys
 from typing import Any, Callable, TextIO
 
 SLICE = "hpcgw-local.slice"
-UNIT_PREFIX = "hpcgw-local-"
 
 
-def in_own_scope(cgroup_text: str, user: str) -> bool:
+def scope_name(user: str, slice_name: str = SLICE) -> str:
+    """The user's scope in that slice (the launcher's naming)."""
+    return f"{slice_name.removesuffix('.slice')}-{user}.scope"
+
+
+def in_own_scope(cgroup_text: str, user: str, slice_name: str = SLICE) -> bool:
     """Does /proc/self/cgroup place this process in the user's local-server scope?
 
     The systemd hierarchy (cgroup v1 ``name=systemd``) or the unified one
@@ -37,7 +41,7 @@ def in_own_scope(cgroup_text: str, user: str) -> bool:
         if len(parts) != 3 or parts[1] not in ("name=systemd", ""):
             continue
         path = parts[2].rstrip("/").split("/")
-        if path[-2:] == [SLICE, f"{UNIT_PREFIX}{user}.scope"]:
+        if path[-2:] == [slice_name, scope_name(user, slice_name)]:
             return True
     return False
 
@@ -50,7 +54,8 @@ def refusal(message: str, out: TextIO) -> int:
 
 def main(singleuser: str, nice: int, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
          cgroup_file: str = "/proc/self/cgroup", mediator: Any = None,
-         user: Callable[[], str] = lambda: pwd.getpwuid(os.getuid()).pw_name) -> int:
+         user: Callable[[], str] = lambda: pwd.getpwuid(os.getuid()).pw_name,
+         slice_name: str = SLICE) -> int:
     """Serve one request of the hub; 0 when it was carried out."""
     if mediator is None:
         from sudospawner import mediator as upstream  # pylint: disable=import-outside-toplevel
@@ -70,11 +75,11 @@ def main(singleuser: str, nice: int, stdin: TextIO = sys.stdin, stdout: TextIO =
     name = user()
     try:
         with open(cgroup_file, encoding="utf-8") as fh:
-            placed = in_own_scope(fh.read(), name)
+            placed = in_own_scope(fh.read(), name, slice_name)
     except OSError:
         placed = False
     if not placed:
-        return refusal(f"a local server of {name} starts only in its scope {UNIT_PREFIX}{name}.scope "
+        return refusal(f"a local server of {name} starts only in its scope {scope_name(name, slice_name)} "
                        "(through hpcgw-local-scope)", stdout)
     if nice:
         os.nice(nice)

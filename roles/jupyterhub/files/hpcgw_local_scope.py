@@ -38,12 +38,18 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-CONFIG_FILE = Path("/etc/hpcgw-local-scope.json")
+# The configuration is named after the launcher as installed: the production
+# instance's /usr/local/sbin/hpcgw-local-scope reads /etc/hpcgw-local-scope.json,
+# a test instance's hpcgw-local-scope-<instance> its own (role jupyterhub).
+CONFIG_FILE = Path("/etc") / f"{Path(__file__).name}.json"
 SYSTEMD_RUN = "/usr/bin/systemd-run"
 SYSTEMCTL = "/usr/bin/systemctl"
 SETPRIV = "/usr/bin/setpriv"
-UNIT_PREFIX = "hpcgw-local-"
+# The production instance's slice; a test instance's configuration names its
+# own (hpcgw-local_<instance>.slice: "_", since "-" in a slice's name nests it
+# in the slice before the dash). Each scope is "<slice without .slice>-<user>.scope".
 SLICE = "hpcgw-local.slice"
+SLICE_NAME = re.compile(r"hpcgw-local(_[a-z][a-z0-9]{0,11})?\.slice")
 
 EXIT_USAGE = 64      # EX_USAGE
 EXIT_REFUSED = 77    # EX_NOPERM
@@ -76,6 +82,7 @@ class Settings:
     limits: Mapping[str, str]
     users: Mapping[str, Mapping[str, str]]
     stop_timeout: int
+    slice_name: str = SLICE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +114,11 @@ def parse_settings(data: Any) -> Settings:
         users = data["users"]
         if not isinstance(users, dict) or any(not NAME.fullmatch(str(u)) for u in users):
             raise Refused("users: keys must be account names", EXIT_CONFIG)
+        slice_name = str(data.get("slice", SLICE))
+        if not SLICE_NAME.fullmatch(slice_name):
+            raise Refused(f"slice: {slice_name!r} is not hpcgw-local.slice or hpcgw-local_<instance>.slice", EXIT_CONFIG)
         return Settings(
+            slice_name=slice_name,
             group=str(data["group"]),
             min_uid=int(data["min_uid"]),
             refused=frozenset(str(r) for r in data["refused"]),
@@ -159,8 +170,8 @@ def check_user(name: str, settings: Settings,
     return Account(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir, shell=entry.pw_shell)
 
 
-def unit_name(account: Account) -> str:
-    return f"{UNIT_PREFIX}{account.name}.scope"
+def unit_name(account: Account, settings: Settings) -> str:
+    return f"{settings.slice_name.removesuffix('.slice')}-{account.name}.scope"
 
 
 def limits_for(account: Account, settings: Settings) -> dict[str, str]:
@@ -173,7 +184,7 @@ def start_argv(account: Account, settings: Settings) -> list[str]:
     limits = limits_for(account, settings)
     return [
         SYSTEMD_RUN, "--scope", "--quiet", "--collect",
-        f"--unit={unit_name(account)}", f"--slice={SLICE}",
+        f"--unit={unit_name(account, settings)}", f"--slice={settings.slice_name}",
         f"--description=Local Jupyter server of {account.name} (hpc-gateway)",
         "-p", f"MemoryMax={limits['memory_max']}",
         "-p", f"CPUQuota={limits['cpu_quota']}",
@@ -203,7 +214,7 @@ def child_env(account: Account) -> dict[str, str]:
 def stop_scope(account: Account, settings: Settings,
                run: Callable[..., Any] = subprocess.run) -> int:
     """Stop the user's scope (every process left in it ends); 0 also when there was none."""
-    unit = unit_name(account)
+    unit = unit_name(account, settings)
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     active = run([SYSTEMCTL, "is-active", "--quiet", unit], env=env, check=False,
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -234,7 +245,7 @@ def main(argv: Sequence[str], config: Path = CONFIG_FILE,
     # One local server per user: a scope still there belongs to a server
     # the hub no longer runs (leftover processes); it ends first.
     if stop_scope(account, settings, run) != 0:
-        print(f"hpcgw-local-scope: {unit_name(account)} did not stop", file=sys.stderr)
+        print(f"hpcgw-local-scope: {unit_name(account, settings)} did not stop", file=sys.stderr)
         return 1
     execve(SYSTEMD_RUN, start_argv(account, settings), child_env(account))
     return 1  # not reached: execve replaces this process
