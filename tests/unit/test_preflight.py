@@ -728,27 +728,6 @@ def test_wrong_named_server_settings_stop_the_play(tmp_path: Path, good: dict[st
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout
 # --- parallel work from the notebook (notebook_env_parallel_*) ---------------
-TEST_INSTANCE = {"jupyterhub_instance": "test", "jupyterhub_hub_port": 8091, "chp_port": 8010, "chp_api_port": 8011,
-                 "jupyterhub_base_url": "/jupyter-test/"}
-
-
-def _record_production(tmp_path: Path) -> Path:
-    """The production instance's record as its gateway play leaves it."""
-    records = tmp_path / "instances"
-    records.mkdir()
-    (records / "production.json").write_text(
-        '{"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,'
-        ' "server_name": "hpcgw-gw"}\n')
-    return records
-
-
-def test_a_test_instance_beside_production_passes(tmp_path: Path, good: dict[str, Any]) -> None:
-    groups = _groups(good)
-    groups["gateway"].update(TEST_INSTANCE)
-    result = run_playbook(VALIDATE, tmp_path, groups,
-                          extra_vars={"__jupyterhub_instances_dir": str(_record_production(tmp_path))})
-    assert result.returncode == 0, result.stdout + result.stderr
-
 
 @pytest.mark.parametrize(
     ("change", "expected"),
@@ -784,6 +763,33 @@ def test_parallel_settings_without_the_clusters_data_pass(tmp_path: Path, good: 
                    {"notebook_env_parallel_queue": "", "notebook_env_parallel_interface": ""}):
         result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **change))
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+TEST_INSTANCE = {"jupyterhub_instance": "test", "jupyterhub_hub_port": 8091, "chp_port": 8010, "chp_api_port": 8011,
+                 "jupyterhub_base_url": "/jupyter-test/"}
+
+
+def _record_production(tmp_path: Path) -> Path:
+    """The production instance's record as its gateway play leaves it."""
+    records = tmp_path / "instances"
+    records.mkdir()
+    (records / "production.json").write_text(
+        '{"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,'
+        ' "server_name": "hpcgw-gw"}\n')
+    return records
+
+
+def test_a_test_instance_beside_production_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(TEST_INSTANCE)
+    result = run_playbook(VALIDATE, tmp_path, groups,
+                          extra_vars={"__jupyterhub_instances_dir": str(_record_production(tmp_path))})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
         ({"jupyterhub_hub_port": 8081}, "instance test: port 8081 (hub_port) is instance production's hub_port"),
         ({"chp_api_port": 8000}, "instance test: port 8000 (proxy_api_port) is instance production's proxy_port"),
         ({"jupyterhub_base_url": "/jupyter/"}, "base URL /jupyter/ on hpcgw-gw overlaps instance production's /jupyter/"),
