@@ -24,7 +24,7 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8011"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.cleanup_proxy = False
 # Re-adds routes the proxy lost (proxy restarted on its own) at this interval.
-c.JupyterHub.last_activity_interval = 60
+c.JupyterHub.last_activity_interval = 30
 
 # --- state and secrets ------------------------------------------------------
 c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub-test/jupyterhub.sqlite"
@@ -95,6 +95,10 @@ c.Authenticator.blocked_users = set(["root", "daemon", "bin", "sys", "nobody", "
 # profile form of the clusters and queues (snippet below).
 c.JupyterHub.spawner_class = "hpcgw_local.LocalScopeSpawner"
 c.SudoSpawner.ip = "127.0.0.1"
+# Several servers per user (jupyterhub_named_servers_enabled), each its own
+# batch job; at most this many named ones per user (0: no limit).
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 2
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 120
 # Spawns: the root launcher puts the user-side mediator into the user's scope
