@@ -291,10 +291,11 @@ def _stub_modules(monkeypatch: pytest.MonkeyPatch) -> Any:
         sudo_args = ["-nH"]
         sudospawner_path = "/opt/jupyterhub/bin/hpcgw-local-mediator"
         ip = "127.0.0.1"
+        name = ""  # the user's default server
         stopped = False
 
         def __init__(self) -> None:
-            self.user = types.SimpleNamespace(name="alice")
+            self.user = types.SimpleNamespace(name="alice", spawners={})
             self.log = types.SimpleNamespace(debug=lambda *a: None, error=lambda *a: self.errors.append(a))
             self.errors: list[Any] = []
 
