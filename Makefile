@@ -79,8 +79,8 @@ molecule-destroy: toolchain  ## remove a scenario's containers, networks and vol
 test: toolchain  ## THE test command: lint + unit + full Molecule; non-zero on any failure
 	@mkdir -p artifacts; \
 	echo "=== make test-quick beside Molecule ($$(date +%T)), output in artifacts/test-quick.log"; \
-	{ $(MAKE) --no-print-directory test-quick > artifacts/test-quick.log 2>&1; \
-	  echo "$$?" > artifacts/test-quick.rc; } & quick=$$!; \
+	{ quick_rc=0; $(MAKE) --no-print-directory test-quick > artifacts/test-quick.log 2>&1 || quick_rc=$$?; \
+	  echo "$$quick_rc" > artifacts/test-quick.rc; } & quick=$$!; \
 	molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
 	wait $$quick || true; quick_rc=$$(cat artifacts/test-quick.rc); \
 	echo "=== make test-quick: exit $$quick_rc; make molecule: exit $$molecule_rc ($$(date +%T))"; \
