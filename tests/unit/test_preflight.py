@@ -4,6 +4,7 @@ the variable, before any change (it runs against localhost, changing nothing).""
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ import yaml
 from ansible_run import ROOT, load_vars, run_playbook
 
 VALIDATE = ROOT / "playbooks" / "validate.yml"
+
+
+def _assert_refused(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    """The play stopped, and its output (whitespace folded) names `expected`."""
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout
 
 
 def _groups(all_vars: dict[str, Any], ctl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -119,8 +126,7 @@ def test_wrong_spawn_profiles_stop_the_play(tmp_path: Path, good: dict[str, Any]
     groups = _groups(good)
     groups["gateway"].update(spawn_profiles_clusters=clusters, spawn_profiles_presets=presets)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize("interval", [9, 3601])
@@ -180,8 +186,7 @@ def test_wrong_account_settings_stop_the_play(tmp_path: Path, good: dict[str, An
     groups = _groups(good, ctl)
     groups["gateway"].update(gateway)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_the_demo_accounts_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -243,8 +248,7 @@ def test_ssh_login_host_without_a_known_key_is_named(tmp_path: Path) -> None:
 def test_wrong_ssh_submit_settings_stop_the_play(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
     gateway = dict(_example_gateway(tmp_path), **change)
     result = run_playbook(VALIDATE, tmp_path, {"gateway": gateway})
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 GROUPS_OK = {
@@ -290,8 +294,7 @@ def test_wrong_groups_or_base_path_stop_the_play(tmp_path: Path, good: dict[str,
     groups["gateway"].update(GROUPS_OK)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -308,8 +311,7 @@ def test_wrong_realm_settings_stop_the_play(tmp_path: Path, good: dict[str, Any]
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_stripped_realms_with_allowed_realms_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -336,8 +338,7 @@ def test_wrong_metrics_settings_stop_the_play(tmp_path: Path, good: dict[str, An
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_metrics_networks_of_every_form_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -370,8 +371,7 @@ def test_moved_settings_are_named(tmp_path: Path, good: dict[str, Any], change: 
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def _with_notebook_nodes(groups: dict[str, dict[str, Any]], **node_vars: Any) -> dict[str, dict[str, Any]]:
@@ -398,8 +398,7 @@ def test_a_second_jupyterhub_version_is_refused(tmp_path: Path, good: dict[str, 
     groups = _with_notebook_nodes(_groups(good), **node)
     groups["gateway"].update(gateway)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 # --- checks that passed what cannot work (issue 14) --------------------------
@@ -451,8 +450,7 @@ def test_a_queue_above_its_partition_is_refused(tmp_path: Path, good: dict[str, 
     groups = _groups(good)
     groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, queues=[queue])])
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_queues_within_or_outside_the_known_partitions_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -529,8 +527,7 @@ def test_wrong_culler_or_audit_settings_stop_the_play(tmp_path: Path, good: dict
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -548,8 +545,7 @@ def test_wrong_accounting_settings_stop_the_play(tmp_path: Path, good: dict[str,
                                                  all_vars: dict[str, Any], expected: str) -> None:
     groups = _groups(dict(good, **all_vars), ctl)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_accounting_on_the_controller_passes(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -571,8 +567,7 @@ def test_wrong_usage_report_settings_stop_the_play(tmp_path: Path, good: dict[st
     groups = _groups(good)
     groups["gateway"].update(gateway_vars)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -587,8 +582,7 @@ def test_wrong_usage_report_settings_stop_the_play(tmp_path: Path, good: dict[st
 def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], node: dict[str, Any],
                                          expected: str) -> None:
     result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -616,8 +610,7 @@ def test_wrong_lmod_settings_stop_the_play(tmp_path: Path, good: dict[str, Any],
                                            expected: str) -> None:
     """The demo inventory turns Lmod and its demo tree on; each change breaks one input."""
     result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def _branded(good: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -659,8 +652,7 @@ def test_wrong_local_limits_stop_the_play(tmp_path: Path, good: dict[str, Any], 
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_local_limits_of_every_form_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -691,8 +683,7 @@ def test_wrong_branding_or_backup_settings_stop_the_play(tmp_path: Path, good: d
     groups = _branded(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -707,8 +698,7 @@ def test_wrong_admin_rights_stop_the_play(tmp_path: Path, good: dict[str, Any], 
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 @pytest.mark.parametrize(
@@ -725,8 +715,7 @@ def test_wrong_named_server_settings_stop_the_play(tmp_path: Path, good: dict[st
     groups = _groups(good)
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 # --- parallel work from the notebook (notebook_env_parallel_*) ---------------
 
 @pytest.mark.parametrize(
@@ -753,8 +742,7 @@ def test_wrong_parallel_settings_stop_the_play(tmp_path: Path, good: dict[str, A
                                                 expected: str) -> None:
     groups = _with_notebook_nodes(_groups(good), **good, **change)
     result = run_playbook(VALIDATE, tmp_path, groups)
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
 
 
 def test_parallel_settings_without_the_clusters_data_pass(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -802,5 +790,4 @@ def test_a_clashing_instance_stops_the_play(tmp_path: Path, good: dict[str, Any]
     groups["gateway"].update({**TEST_INSTANCE, **change})
     result = run_playbook(VALIDATE, tmp_path, groups,
                           extra_vars={"__jupyterhub_instances_dir": str(_record_production(tmp_path))})
-    assert result.returncode != 0
-    assert expected in " ".join(result.stdout.split()), result.stdout
+    _assert_refused(result, expected)
