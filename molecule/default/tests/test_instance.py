@@ -1,25 +1,37 @@
-"""Issue 16: a test gateway instance beside production on the same host.
+"""Issues 16 and 13: a test gateway instance beside production on the same
+host, upgraded in place from the previous release of this bundle.
 
 The demo's test instance (inventories/demo/instances/test.yml: jupyterhub_instance
 test, hub port 8091, proxy 8010/8011, base path /jupyter-test/) is converged
 with the gateway play only, next to the production gateway the scenario
-converged. alice spawns on each through Apache (her two jobs carry each
-instance's own mark); restarting the test hub and converging the test
-instance again leaves production's hub, proxy, files, server and job as they
-were; playbooks/remove_instance.yml then removes the test instance (its job,
-units, accounts, directories, sudo file, launcher, Apache routes, record)
-and production still answers. No job is left behind.
+converged, by the PREVIOUS RELEASE of this bundle (commit PREVIOUS_RELEASE of
+this repository, its own roles and demo inventory). alice spawns on each
+instance through Apache (her two jobs carry each instance's own mark). Then
+the upgrade, as README "Upgrading" tells an operator to do it: `--check
+--diff` of the current tree lists what will change and changes nothing; the
+current tree's converge keeps alice's server and job on the test instance
+(same job, her code still runs) and records the new release; a restart of
+the test hub and a second converge change nothing. Production's hub, proxy,
+files, server and job stay as they were throughout.
+playbooks/remove_instance.yml then removes the test instance (its job, units,
+accounts, directories, sudo file, launcher, Apache routes, record) and
+production still answers. No job is left behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
+import tarfile
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+import yaml
 from testinfra.host import Host
 
 from conftest import ORIGIN, PASSWORDS, playbook_env, user_jobs, wait_job_gone, wait_until
@@ -27,6 +39,13 @@ from conftest import ORIGIN, PASSWORDS, playbook_env, user_jobs, wait_job_gone, 
 PRESET = json.dumps({"profile": "debug-1c"})
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
 INSTANCE_VARS = PROJECT / "inventories" / "demo" / "instances" / "test.yml"
+# The previous release the upgrade starts from: the last landed commit before
+# release 2026.11.3 (it has the test instance, and no release in its record).
+# Moved forward with every release (README, "Upgrading").
+PREVIOUS_RELEASE = "30f94b411b98dd561a82c101a791be18f397fa90"
+CURRENT_RELEASE = yaml.safe_load(
+    (PROJECT / "roles" / "jupyterhub" / "vars" / "main.yml").read_text())["jupyterhub_bundle_release"]
+RECAP = re.compile(r"^hpcgw-gw\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TEST_BASE = ORIGIN + "/jupyter-test"
 # Production's files and processes, which nothing of the test instance may change.
 PRODUCTION_FILES = [
@@ -62,17 +81,49 @@ TEST_PATHS = [
 ]
 
 
-def _playbook(playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
-    inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+def _playbook(playbook: str, *args: str, tree: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    """A playbook of `tree` (this one or the previous release's) with that
+    tree's own roles, configuration and demo inventory, for the test instance."""
+    env = dict(playbook_env(), ANSIBLE_CONFIG=str(tree / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(tree / "roles"))
     return subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(PROJECT / playbook), "-e", f"@{INSTANCE_VARS}", *args],
-        capture_output=True, text=True, env=playbook_env(), check=False, timeout=900,
+        ["ansible-playbook", "-i", str(tree / "inventories" / "demo" / "hosts.yml"), str(tree / playbook),
+         "-e", f"@{tree / 'inventories' / 'demo' / 'instances' / 'test.yml'}", *args],
+        cwd=tree, capture_output=True, text=True, env=env, check=False, timeout=900,
     )
 
 
-def _converge_test_instance() -> None:
-    run = _playbook("site.yml", "-l", "hpcgw-gw", "--tags", "gateway")
+def _converge_test_instance(*args: str, tree: Path = PROJECT) -> str:
+    """The gateway play for the test instance; its output."""
+    run = _playbook("site.yml", "-l", "hpcgw-gw", "--tags", "gateway", *args, tree=tree)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+def _gateway_changes(output: str) -> int:
+    (changed, unreachable, failed), = RECAP.findall(output)
+    assert (unreachable, failed) == ("0", "0"), output[-3000:]
+    return int(changed)
+
+
+def _previous_release(tmp: Path) -> Path:
+    """This repository's tree at PREVIOUS_RELEASE, exported into `tmp`."""
+    git = ["git", "-C", str(PROJECT)]
+    if subprocess.run([*git, "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"], capture_output=True,
+                      check=False).returncode != 0:
+        shallow = subprocess.run([*git, "rev-parse", "--is-shallow-repository"], capture_output=True,
+                                 text=True, check=False)
+        if shallow.returncode != 0 or shallow.stdout.strip() == "true":
+            pytest.skip(f"the upgrade needs this repository's history (commit {PREVIOUS_RELEASE}): "
+                        "run from a full clone, not an export or a shallow clone")
+        pytest.fail(f"commit {PREVIOUS_RELEASE} (the previous release) is not in this repository")
+    archive = subprocess.run([*git, "archive", "--format=tar", PREVIOUS_RELEASE], capture_output=True, check=True)
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp
+
+
+def _record(gateway: Host) -> dict[str, Any]:
+    return json.loads(gateway.file("/etc/hpcgw/instances/test.json").content_string)
 
 
 def _production(gateway: Host) -> dict[str, str]:
@@ -95,9 +146,11 @@ def _test_client(controller: Host, command: str, *args: str) -> dict[str, Any]:
     return json.loads(cmd.stdout.strip().splitlines()[-1])
 
 
-def test_a_test_instance_beside_production_shares_nothing(
-    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, quiet: None
+def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
+    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, quiet: None,
+    tmp_path: Path,
 ) -> None:
+    previous = _previous_release(tmp_path)
     started = client("start", "alice", PRESET)
     assert started.get("ready") is True, started
     (prod_job, _, _, _), = user_jobs(gateway, "alice")
@@ -105,10 +158,12 @@ def test_a_test_instance_beside_production_shares_nothing(
     before = _production(gateway)
     test_job = ""
     try:
-        _converge_test_instance()
+        # The previous release's test instance.
+        _converge_test_instance(tree=previous)
         assert gateway.service("jupyterhub-test").is_running
         assert gateway.service("configurable-http-proxy-test").is_running
         assert gateway.user("jupyterhub-test").exists and gateway.user("chp-test").exists
+        assert "release" not in _record(gateway)
 
         # alice on the test instance: her own server there, a second job with the test mark.
         on_test = _test_client(controller, "start", PRESET)
@@ -118,9 +173,20 @@ def test_a_test_instance_beside_production_shares_nothing(
         ran = _test_client(controller, "run", "print(6 * 7)")
         assert "42" in str(ran), ran
 
-        # Restart the test hub and converge the test instance again.
-        gateway.check_output("systemctl restart jupyterhub-test.service")
+        # Upgrade: --check --diff lists the change and makes none ...
+        preview = _converge_test_instance("--check", "--diff")
+        assert _gateway_changes(preview) > 0, preview[-3000:]
+        assert f'"release": "{CURRENT_RELEASE}"' in preview, preview[-3000:]
+        assert "release" not in _record(gateway)
+        # ... the current tree's converge keeps her server and its job ...
         _converge_test_instance()
+        assert _record(gateway)["release"] == CURRENT_RELEASE
+        assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
+        ran = _test_client(controller, "run", "print(6 * 7)")
+        assert "42" in str(ran), ran
+        # ... and a restart of the test hub and a second run change nothing.
+        gateway.check_output("systemctl restart jupyterhub-test.service")
+        assert _gateway_changes(_converge_test_instance()) == 0
         assert _production(gateway) == before
         assert prod_job in [j for j, *_ in user_jobs(gateway, "alice")]
         assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
