@@ -62,9 +62,51 @@ def playbook_env() -> dict[str, str]:
                 ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
 
 
+# The check-mode run of site.yml (test_zz_check_mode.py, 2-3 min of CPU)
+# starts in the background when the first test of these modules begins: they
+# wait on timers (the culler's idle timeout) and change no file, package,
+# account or service of the cluster, so the run sees the converged state as
+# it would at the end. Any other test waits for it to finish before it starts
+# (a stopped daemon or a re-converge under it would be a false change).
+CHECK_MODE_MODULE = "test_zz_check_mode.py"
+CHECK_MODE_OVERLAP = {"test_operators_culler.py", "test_operators_rights.py"}
+_CHECK_MODE: dict[str, Any] = {}
+_SELECTED: set[str] = set()
+
+
+def _check_mode_command() -> list[str]:
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    return ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--check",
+            str(scenario / "converge.yml")]
+
+
+def check_mode_run(timeout: float = 900) -> tuple[int, str]:
+    """The check-mode run's (rc, output): the background one, or one now."""
+    if not _CHECK_MODE:
+        run = subprocess.run(_check_mode_command(), capture_output=True, text=True, env=playbook_env(),
+                             check=False, timeout=timeout)
+        return run.returncode, run.stdout + run.stderr
+    rc = _CHECK_MODE["process"].wait(timeout=timeout)
+    return rc, _CHECK_MODE["log"].read_text()
+
+
+@pytest.fixture(autouse=True)
+def _check_mode_overlap(request: pytest.FixtureRequest) -> None:
+    module = Path(str(request.node.fspath)).name
+    if module in CHECK_MODE_OVERLAP:
+        if CHECK_MODE_MODULE in _SELECTED and not _CHECK_MODE:
+            log = Path(tempfile.mkstemp(prefix="hpcgw-check-mode-", suffix=".log")[1])
+            with log.open("w") as out:
+                _CHECK_MODE.update(log=log, started=time.monotonic(), process=subprocess.Popen(
+                    _check_mode_command(), stdout=out, stderr=subprocess.STDOUT, text=True, env=playbook_env()))
+    elif _CHECK_MODE and _CHECK_MODE["process"].poll() is None:
+        _CHECK_MODE["process"].wait(timeout=900)
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     """Start the background playbook of every selected module that owns one."""
     selected = {Path(str(item.fspath)).name for item in items}
+    _SELECTED.update(selected)
     scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "."))
     for module, playbook in BACKGROUND_PLAYBOOKS.items():
         if module not in selected or playbook in _BACKGROUND or "MOLECULE_INVENTORY_FILE" not in os.environ:

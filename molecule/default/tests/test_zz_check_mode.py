@@ -1,27 +1,21 @@
 """`--check` of the whole site.yml on the converged cluster reports no change
-on any host (runs last; the scenario's only check-mode step)."""
+on any host (the scenario's only check-mode step). It runs beside the tests
+that only wait on timers and change nothing of the cluster (conftest.py,
+CHECK_MODE_OVERLAP), or here, last, when none of them is selected."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from pathlib import Path
 
-from conftest import playbook_env
+from conftest import check_mode_run
 
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def test_check_mode_reports_no_changes() -> None:
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    env = playbook_env()
-    run = subprocess.run(
-        ["ansible-playbook", "-i", str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent), "--check", str(scenario / "converge.yml")],
-        capture_output=True, text=True, env=env, check=False, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    rc, output = check_mode_run()
+    assert rc == 0, output[-5000:]
     recap = {host: (int(changed), int(unreachable), int(failed))
-             for host, changed, unreachable, failed in RECAP.findall(run.stdout)}
-    assert {"hpcgw-gw", "hpcgw-ctl", "hpcgw-c1", "hpcgw-c2"} <= set(recap), run.stdout[-3000:]
-    assert {host: counts for host, counts in recap.items() if counts != (0, 0, 0)} == {}, run.stdout[-5000:]
+             for host, changed, unreachable, failed in RECAP.findall(output)}
+    assert {"hpcgw-gw", "hpcgw-ctl", "hpcgw-c1", "hpcgw-c2"} <= set(recap), output[-3000:]
+    assert {host: counts for host, counts in recap.items() if counts != (0, 0, 0)} == {}, output[-5000:]
