@@ -70,9 +70,13 @@ def test_the_demo_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "python": "/opt/hpcgw/notebook/bin/python",
         "shared-temp-directory": "~",
         "scheduler-options": {"dashboard_address": "127.0.0.1:8787"},
+        # the workers' HTTP servers (metrics) on their node's loopback
+        "worker-extra-args": ["--dashboard-address", "127.0.0.1:0"],
     }
-    # The dashboard through the gateway (jupyter-server-proxy is on in the demo).
-    assert dask["distributed"]["dashboard"]["link"] == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+    # The dashboard through the gateway (jupyter-server-proxy is on in the demo),
+    # and no plain TCP between schedulers, workers and clients (merged beside it).
+    assert dask["distributed"] == {"dashboard": {"link": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"},
+                                   "comm": {"require-encryption": True}}
 
     config = _ipcluster(ipcluster, monkeypatch)
     assert config["Cluster"]["engine_launcher_class"] == "slurm"
@@ -101,13 +105,22 @@ def test_a_site_without_partition_interface_or_proxy(tmp_path: Path, monkeypatch
     # The site's own configuration merged over the generated one.
     assert slurm["job-extra-directives"] == ["--qos=normal"] and slurm["walltime"] == "01:00:00"
     assert slurm["python"] == "/opt/hpcgw/notebook/bin/python"
-    assert "distributed" not in dask  # no proxy: dask's own dashboard link
+    # No proxy: dask's own dashboard link; encryption is required all the same.
+    assert dask["distributed"] == {"comm": {"require-encryption": True}}
 
     config = _ipcluster(ipcluster, monkeypatch)
     assert config["Cluster"]["controller_ip"] == "*" and config["Cluster"]["controller_location"]
     script = config["SlurmEngineSetLauncher"]["batch_template"]
     assert "#SBATCH --partition" not in script and "#SBATCH --account=astro" in script.splitlines()
     assert "#SBATCH --mem-per-cpu=2048M" in script.splitlines()
+
+
+def test_a_site_may_turn_encryption_off_only_explicitly(tmp_path: Path) -> None:
+    """The site's own Dask configuration wins over the safe default (say so in the README)."""
+    dask, _ = _render(tmp_path, notebook_env_parallel_dask_config={
+        "distributed": {"comm": {"require-encryption": False}}})
+    assert dask["distributed"]["comm"] == {"require-encryption": False}
+    assert dask["distributed"]["dashboard"]["link"] == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
 
 
 @pytest.mark.parametrize("template", [DASK, IPCLUSTER])
