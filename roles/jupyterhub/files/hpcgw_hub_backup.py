@@ -46,6 +46,7 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -109,9 +110,17 @@ class Postgres:
         program = shutil.which(tool, path=os.environ.get("PATH"))
         if program is None:
             raise BackupError(f"{tool} is missing: install Debian's postgresql-client (site.yml does with jupyterhub_db_backend: postgresql)")
+        # As the account: its uid, its primary group, none of root's groups.
+        account = {}
+        if self.run_as:
+            try:
+                entry = pwd.getpwnam(self.run_as)
+            except KeyError as err:
+                raise BackupError(f"--pg-run-as {self.run_as}: no such account") from err
+            account = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
             done = subprocess.run([program, *args], input=data, capture_output=True, env=self.environment(),
-                                  user=self.run_as, cwd="/", timeout=PG_TIMEOUT, check=False)
+                                  cwd="/", timeout=PG_TIMEOUT, check=False, **account)
         except (OSError, subprocess.SubprocessError) as err:
             raise BackupError(f"{tool} could not run: {err}") from err
         if done.returncode != 0:

@@ -27,7 +27,8 @@ c.JupyterHub.cleanup_proxy = False
 c.JupyterHub.last_activity_interval = 30
 
 # --- state and secrets ------------------------------------------------------
-c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub-test/jupyterhub.sqlite"
+# PostgreSQL (jupyterhub_db_backend): the local server, peer authentication over its socket.
+c.JupyterHub.db_url = "postgresql+psycopg2://jupyterhub-test@/jupyterhub_test?host=/run/postgresql&port=5432"
 c.JupyterHub.cookie_secret_file = "/etc/jupyterhub-test/secrets/cookie_secret"
 c.JupyterHub.pid_file = "/var/lib/jupyterhub-test/jupyterhub.pid"
 c.JupyterHub.log_level = "INFO"
