@@ -23,6 +23,7 @@ from typing import Any, Callable
 from testinfra.host import Host
 
 from conftest import ORIGIN, PASSWORDS, playbook_env, user_jobs, wait_job_gone, wait_until
+from instance_postgresql import check_database_dropped, check_state_in_postgresql
 
 PRESET = json.dumps({"profile": "debug-1c"})
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
@@ -117,6 +118,8 @@ def test_a_test_instance_beside_production_shares_nothing(
         assert _job_mark(gateway, test_job) == "hpcgw:hpcgw-gw-test"
         ran = _test_client(controller, "run", "print(6 * 7)")
         assert "42" in str(ran), ran
+        # Its hub's database is PostgreSQL (instances/test.yml): backed up and restored under her server.
+        check_state_in_postgresql(gateway, _playbook, lambda: _test_client(controller, "run", "print(6 * 7)"))
 
         # Restart the test hub and converge the test instance again.
         gateway.check_output("systemctl restart jupyterhub-test.service")
@@ -135,6 +138,7 @@ def test_a_test_instance_beside_production_shares_nothing(
         left = [p for p in TEST_PATHS if gateway.file(p).exists]
         assert left == []
         assert not gateway.user("jupyterhub-test").exists and not gateway.user("chp-test").exists
+        check_database_dropped(gateway)
         units = gateway.check_output("systemctl list-units --all --plain --no-legend 'jupyterhub-test*' 'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
         assert units.strip() == ""
         assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))
