@@ -16,8 +16,7 @@ hub keeps running; the copy is one consistent snapshot and must pass
 ``PRAGMA integrity_check``); a PostgreSQL database is dumped online with
 ``pg_dump --format=custom`` (one consistent snapshot, no owners or grants,
 so it restores into the hub's role), which ``pg_restore --list`` must read.
-The named files are read as they are, and all
-of it goes into DEST/hub-backup-<UTC time>.tar.gz (root 0600, the directory
+The named files are read as they are, and all of it goes into DEST/hub-backup-<UTC time>.tar.gz (root 0600, the directory
 0700) with a MANIFEST.json holding each member's SHA-256. Only the newest N
 archives are kept.
 
@@ -29,11 +28,11 @@ table). Exit status 1 and the reason on stderr otherwise.
 restore: after verify, each member is written to the path the command line
 gives for its name (never a path from the archive), atomically, root 0600
 (the caller sets owners and modes); the database's stale journal files are
-removed first; a PostgreSQL dump is restored with pg_restore --clean
+removed first. A PostgreSQL dump is restored with pg_restore --clean
 --if-exists in one transaction into the existing database (its tables are
-replaced; an archive of the other backend is refused). Members named with --only-missing are written only when
-their path does not exist (secrets other programs already hold), and may be
-absent from the archive. The hub
+replaced); an archive of the other backend is refused. Members named with
+--only-missing are written only when their path does not exist (secrets
+other programs already hold), and may be absent from the archive. The hub
 must be stopped. Prints one JSON line: what was restored and what was kept.
 
 Standard library only (Debian's python3).
@@ -58,7 +57,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
@@ -111,7 +110,7 @@ class Postgres:
         if program is None:
             raise BackupError(f"{tool} is missing: install Debian's postgresql-client (site.yml does with jupyterhub_db_backend: postgresql)")
         # As the account: its uid, its primary group, none of root's groups.
-        account = {}
+        account: dict[str, Any] = {}
         if self.run_as:
             try:
                 entry = pwd.getpwnam(self.run_as)
