@@ -222,3 +222,133 @@ def test_main_backs_up_and_restores(hub: dict[str, Path], capsys: pytest.Capture
     assert hb.main(["restore", archive, "--db", str(hub["db"]), f"--file=cookie_secret={hub['cookie_secret']}"]) == 0
     assert json.loads(capsys.readouterr().out)["restored"] == ["jupyterhub.sqlite", "cookie_secret"]
     assert hub["cookie_secret"].read_text() == "ab" * 32 + "\n"
+
+
+# --- PostgreSQL (jupyterhub_db_backend: postgresql): pg_dump/pg_restore ------
+# Stand-ins for Debian's tools on PATH: pg_dump prints a dump and records its
+# arguments and libpq environment; pg_restore --list lists a dump's tables
+# (the users table only in a hub's dump), and a restore records what it read.
+
+FAKE_PG_DUMP = """#!/usr/bin/python3
+import json, os, sys
+log = os.path.join(os.path.dirname(sys.argv[0]), "calls.jsonl")
+with open(log, "a") as out:
+    out.write(json.dumps({"tool": "pg_dump", "argv": sys.argv[1:],
+                          "env": {k: v for k, v in os.environ.items() if k.startswith("PG")}}) + "\\n")
+if os.environ.get("PGDATABASE") == "broken":
+    sys.stderr.write('pg_dump: error: connection to server failed: FATAL:  role "x" does not exist\\n')
+    sys.exit(1)
+sys.stdout.buffer.write(b"PGDMP users " + os.environ["PGDATABASE"].encode())
+"""
+FAKE_PG_RESTORE = """#!/usr/bin/python3
+import json, os, sys
+log = os.path.join(os.path.dirname(sys.argv[0]), "calls.jsonl")
+if "--list" in sys.argv:
+    data = open(sys.argv[-1], "rb").read()
+    if not data.startswith(b"PGDMP"):
+        sys.stderr.write("pg_restore: error: input file does not appear to be a valid archive\\n")
+        sys.exit(1)
+    print("215; 1259 16387 TABLE public " + ("users" if b" users " in data else "other") + " hub")
+    sys.exit(0)
+with open(log, "a") as out:
+    out.write(json.dumps({"tool": "pg_restore", "argv": sys.argv[1:], "stdin": sys.stdin.buffer.read().decode(),
+                          "env": {k: v for k, v in os.environ.items() if k.startswith("PG")}}) + "\\n")
+"""
+
+
+@pytest.fixture()
+def pg_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory with the stand-in tools, first on PATH; their calls go to calls.jsonl there."""
+    bindir = tmp_path / "pgbin"
+    bindir.mkdir()
+    for name, text in (("pg_dump", FAKE_PG_DUMP), ("pg_restore", FAKE_PG_RESTORE)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    return bindir
+
+
+def _calls(bindir: Path) -> list[dict[str, object]]:
+    log = bindir / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _pg(tmp_path: Path, database: str = "jupyterhub_test") -> hb.Postgres:
+    password = tmp_path / "db_password"
+    password.write_text("s3cret\n")
+    return hb.Postgres(database=database, host="db.example.org", port=5433, user="jupyterhub-test",
+                       password_file=password, sslmode="verify-full")
+
+
+def test_postgresql_is_dumped_with_pg_dump_and_the_password_stays_off_the_command_line(
+        hub: dict[str, Path], pg_tools: Path, tmp_path: Path) -> None:
+    result = hb.backup(hub["dest"], 3, _pg(tmp_path), {"cookie_secret": hub["cookie_secret"]}, now=time.gmtime(1_800_000_000))
+    assert result["members"] == ["cookie_secret", "jupyterhub.pgdump"]
+    checked = hb.verify(Path(str(result["archive"])))
+    assert checked.members["jupyterhub.pgdump"] == b"PGDMP users jupyterhub_test"
+    (call,) = _calls(pg_tools)
+    assert call["argv"] == ["--format=custom", "--no-owner", "--no-privileges", "--dbname", "jupyterhub_test"]
+    assert call["env"] == {"PGHOST": "db.example.org", "PGPORT": "5433", "PGUSER": "jupyterhub-test",
+                           "PGDATABASE": "jupyterhub_test", "PGPASSWORD": "s3cret", "PGSSLMODE": "verify-full",
+                           "PGCONNECT_TIMEOUT": "30", "PGAPPNAME": "hpcgw-hub-backup"}
+
+
+def test_a_failing_pg_dump_writes_no_archive_and_says_why(hub: dict[str, Path], pg_tools: Path, tmp_path: Path) -> None:
+    with pytest.raises(hb.BackupError, match='pg_dump of database broken on db.example.org:5433 as jupyterhub-test '
+                                             'failed \\(status 1\\): .*role "x" does not exist'):
+        hb.backup(hub["dest"], 3, _pg(tmp_path, "broken"), {})
+    assert list(hub["dest"].glob("hub-backup-*")) == []
+
+
+def test_verify_refuses_a_dump_that_is_not_a_hubs_database(pg_tools: Path, tmp_path: Path) -> None:
+    for dump, expected in ((b"PGDMP other", "holds no table public.users"), (b"garbage", "pg_restore cannot read it")):
+        archive = tmp_path / "hub-backup-20270101T000000Z.tar.gz"
+        archive.write_bytes(hb.archive_bytes({"jupyterhub.pgdump": dump}, "2027-01-01T00:00:00Z", "gw"))
+        with pytest.raises(hb.BackupError, match=expected):
+            hb.verify(archive)
+
+
+def test_verify_refuses_an_archive_with_two_databases(tmp_path: Path) -> None:
+    archive = tmp_path / "hub-backup-20270101T000000Z.tar.gz"
+    archive.write_bytes(hb.archive_bytes({"jupyterhub.pgdump": b"PGDMP users", "jupyterhub.sqlite": b""}, "t", "gw"))
+    with pytest.raises(hb.BackupError, match="hold not exactly one database"):
+        hb.verify(archive)
+
+
+def test_postgresql_is_restored_with_pg_restore_in_one_transaction(
+        hub: dict[str, Path], pg_tools: Path, tmp_path: Path) -> None:
+    pg = _pg(tmp_path)
+    archive = Path(str(hb.backup(hub["dest"], 3, pg, {"cookie_secret": hub["cookie_secret"]})["archive"]))
+    hub["cookie_secret"].unlink()
+    result = hb.restore(archive, pg, {"cookie_secret": hub["cookie_secret"]}, set())
+    assert result["restored"] == ["jupyterhub.pgdump", "cookie_secret"]
+    assert hub["cookie_secret"].read_text() == "ab" * 32 + "\n"
+    restored = [c for c in _calls(pg_tools) if c["tool"] == "pg_restore"]
+    assert len(restored) == 1
+    assert restored[0]["stdin"] == "PGDMP users jupyterhub_test"
+    assert restored[0]["argv"] == ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+                                   "--exit-on-error", "--dbname", "jupyterhub_test"]
+    assert restored[0]["env"]["PGPASSWORD"] == "s3cret"
+
+
+def test_an_archive_of_the_other_backend_is_refused(hub: dict[str, Path], pg_tools: Path, tmp_path: Path) -> None:
+    sqlite_archive = Path(str(_backup(hub)["archive"]))
+    with pytest.raises(hb.BackupError, match="backup of a hub on SQLite, this hub uses PostgreSQL"):
+        hb.restore(sqlite_archive, _pg(tmp_path), {}, set())
+    pg_archive = Path(str(hb.backup(hub["dest"], 3, _pg(tmp_path), {}, now=time.gmtime(1_900_000_000))["archive"]))
+    before = hub["db"].read_bytes()
+    with pytest.raises(hb.BackupError, match="backup of a hub on PostgreSQL, this hub uses SQLite"):
+        hb.restore(pg_archive, hub["db"], {}, set())
+    assert hub["db"].read_bytes() == before
+    assert [c["tool"] for c in _calls(pg_tools)] == ["pg_dump"]  # nothing was restored
+
+
+def test_main_takes_the_postgresql_arguments(hub: dict[str, Path], pg_tools: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert hb.main(["backup", "--dest", str(hub["dest"]), "--keep", "2", "--pg-database", "jupyterhub",
+                    "--pg-user", "jupyterhub", "--pg-host", "/run/postgresql", "--pg-port", "5432"]) == 0
+    assert json.loads(capsys.readouterr().out)["members"] == ["jupyterhub.pgdump"]
+    (call,) = _calls(pg_tools)
+    assert call["env"]["PGHOST"] == "/run/postgresql" and "PGPASSWORD" not in call["env"]
+    assert hb.main(["backup", "--dest", str(hub["dest"]), "--keep", "2", "--pg-database", "jupyterhub"]) == 1
+    assert "--pg-database needs --pg-user" in capsys.readouterr().err

@@ -791,3 +791,34 @@ def test_a_clashing_instance_stops_the_play(tmp_path: Path, good: dict[str, Any]
     result = run_playbook(VALIDATE, tmp_path, groups,
                           extra_vars={"__jupyterhub_instances_dir": str(_record_production(tmp_path))})
     _assert_refused(result, expected)
+
+
+# --- the hub's database (jupyterhub_db_*) ------------------------------------
+
+def test_an_external_postgresql_server_with_its_password_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(jupyterhub_db_backend="postgresql", jupyterhub_db_host="db.example.org",
+                             jupyterhub_db_user="hub", jupyterhub_db_password="from-the-vault",
+                             jupyterhub_db_sslmode="verify-full")
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from-the-vault" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_db_backend": "postgresql", "jupyterhub_db_user": "hubdb"},
+         "jupyterhub_db_user must be the hub account jupyterhub_user (jupyterhub) on the local PostgreSQL server"),
+        ({"jupyterhub_db_backend": "postgresql", "jupyterhub_db_host": "db.example.org"},
+         "jupyterhub_db_password is empty: the external PostgreSQL server db.example.org (jupyterhub_db_host) needs the password"),
+        ({"jupyterhub_db_host": "db.example.org", "jupyterhub_db_password": "x"},
+         "jupyterhub_db_host or jupyterhub_db_password is set, but jupyterhub_db_backend is sqlite"),
+    ],
+)
+def test_inconsistent_database_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                      expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(change)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    _assert_refused(result, expected)

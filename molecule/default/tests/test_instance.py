@@ -35,6 +35,7 @@ import yaml
 from testinfra.host import Host
 
 from conftest import ORIGIN, PASSWORDS, playbook_env, user_jobs, wait_job_gone, wait_until
+from instance_postgresql import check_database_dropped, check_state_in_postgresql
 
 PRESET = json.dumps({"profile": "debug-1c"})
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
@@ -172,6 +173,8 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         assert _job_mark(gateway, test_job) == "hpcgw:hpcgw-gw-test"
         ran = _test_client(controller, "run", "print(6 * 7)")
         assert "42" in str(ran), ran
+        # Its hub's database is PostgreSQL (instances/test.yml): backed up and restored under her server.
+        check_state_in_postgresql(gateway, _playbook, lambda: _test_client(controller, "run", "print(6 * 7)"))
 
         # Upgrade: --check --diff lists the change and makes none ...
         preview = _converge_test_instance("--check", "--diff")
@@ -201,6 +204,7 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         left = [p for p in TEST_PATHS if gateway.file(p).exists]
         assert left == []
         assert not gateway.user("jupyterhub-test").exists and not gateway.user("chp-test").exists
+        check_database_dropped(gateway)
         units = gateway.check_output("systemctl list-units --all --plain --no-legend 'jupyterhub-test*' 'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
         assert units.strip() == ""
         assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))

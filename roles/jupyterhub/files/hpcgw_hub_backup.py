@@ -1,27 +1,38 @@
 #!/usr/bin/python3
 """Backup and restore of the hub's state (role jupyterhub), run as root.
 
-  hpcgw-hub-backup backup --dest DIR --keep N --db PATH [--file NAME=PATH ...]
+  hpcgw-hub-backup backup --dest DIR --keep N DATABASE [--file NAME=PATH ...]
   hpcgw-hub-backup verify ARCHIVE
-  hpcgw-hub-backup restore ARCHIVE --db PATH [--file NAME=PATH ...] [--only-missing NAME ...]
+  hpcgw-hub-backup restore ARCHIVE DATABASE [--file NAME=PATH ...] [--only-missing NAME ...]
+
+DATABASE is either --db PATH (SQLite) or --pg-database NAME with
+--pg-host (a host or the socket directory), --pg-port, --pg-user, and
+optionally --pg-run-as ACCOUNT (pg_dump/pg_restore run as that account: the
+hub's, peer authentication on the local socket), --pg-password-file FILE and
+--pg-sslmode MODE (an external server).
 
 backup: the SQLite database is copied online with SQLite's backup API (the
 hub keeps running; the copy is one consistent snapshot and must pass
-``PRAGMA integrity_check``), the named files are read as they are, and all
-of it goes into DEST/hub-backup-<UTC time>.tar.gz (root 0600, the directory
+``PRAGMA integrity_check``); a PostgreSQL database is dumped online with
+``pg_dump --format=custom`` (one consistent snapshot, no owners or grants,
+so it restores into the hub's role), which ``pg_restore --list`` must read.
+The named files are read as they are, and all of it goes into DEST/hub-backup-<UTC time>.tar.gz (root 0600, the directory
 0700) with a MANIFEST.json holding each member's SHA-256. Only the newest N
 archives are kept.
 
 verify: the archive opens, holds exactly the manifest's members as regular
 files with the manifest's checksums, and its database passes the integrity
-check. Exit status 1 and the reason on stderr otherwise.
+check (a PostgreSQL dump: pg_restore lists it and it holds the hub's users
+table). Exit status 1 and the reason on stderr otherwise.
 
 restore: after verify, each member is written to the path the command line
 gives for its name (never a path from the archive), atomically, root 0600
 (the caller sets owners and modes); the database's stale journal files are
-removed first. Members named with --only-missing are written only when
-their path does not exist (secrets other programs already hold), and may be
-absent from the archive. The hub
+removed first. A PostgreSQL dump is restored with pg_restore --clean
+--if-exists in one transaction into the existing database (its tables are
+replaced); an archive of the other backend is refused. Members named with
+--only-missing are written only when their path does not exist (secrets
+other programs already hold), and may be absent from the archive. The hub
 must be stopped. Prints one JSON line: what was restored and what was kept.
 
 Standard library only (Debian's python3).
@@ -34,20 +45,29 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import re
+import shutil
 import socket
 import sqlite3
+import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
 DB_MEMBER = "jupyterhub.sqlite"
+PG_MEMBER = "jupyterhub.pgdump"
+DB_MEMBERS = (DB_MEMBER, PG_MEMBER)
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# pg_restore --list names the hub's users table so in a dump of a JupyterHub database.
+PG_USERS_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE public users ", re.M)
+PG_TIMEOUT = 3600
 ARCHIVE_NAME = re.compile(r"^hub-backup-\d{8}T\d{6}Z(-\d+)?\.tar\.gz$")
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 # Larger members than this are refused (a database of a very large site stays far below).
@@ -56,6 +76,60 @@ MAX_MEMBER_BYTES = 2 * 1024 ** 3
 
 class BackupError(Exception):
     """Why a backup, verify or restore was refused (one line for the admin)."""
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """How pg_dump and pg_restore reach the hub's PostgreSQL database."""
+
+    database: str
+    host: str
+    port: int
+    user: str
+    run_as: Optional[str] = None
+    password_file: Optional[Path] = None
+    sslmode: Optional[str] = None
+
+    def environment(self) -> dict[str, str]:
+        """libpq's settings for the tools (the password, if any, never on a command line)."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "PGHOST": self.host,
+               "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": self.database,
+               "PGCONNECT_TIMEOUT": "30", "PGAPPNAME": "hpcgw-hub-backup"}
+        if self.password_file is not None:
+            try:
+                env["PGPASSWORD"] = self.password_file.read_text(encoding="utf-8").rstrip("\n")
+            except OSError as err:
+                raise BackupError(f"cannot read the database password file {self.password_file}: {err.strerror}") from err
+        if self.sslmode:
+            env["PGSSLMODE"] = self.sslmode
+        return env
+
+    def run(self, tool: str, args: list[str], data: Optional[bytes] = None) -> bytes:
+        """Run pg_dump or pg_restore as run_as against the database: its stdout, or BackupError."""
+        program = shutil.which(tool, path=os.environ.get("PATH"))
+        if program is None:
+            raise BackupError(f"{tool} is missing: install Debian's postgresql-client (site.yml does with jupyterhub_db_backend: postgresql)")
+        # As the account: its uid, its primary group, none of root's groups.
+        account: dict[str, Any] = {}
+        if self.run_as:
+            try:
+                entry = pwd.getpwnam(self.run_as)
+            except KeyError as err:
+                raise BackupError(f"--pg-run-as {self.run_as}: no such account") from err
+            account = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        try:
+            done = subprocess.run([program, *args], input=data, capture_output=True, env=self.environment(),
+                                  cwd="/", timeout=PG_TIMEOUT, check=False, **account)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise BackupError(f"{tool} could not run: {err}") from err
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip().splitlines()
+            raise BackupError(f"{tool} of database {self.database} on {self.host}:{self.port} as {self.user} failed "
+                              f"(status {done.returncode}): {' / '.join(said[-3:]) or 'no message'}")
+        return done.stdout
+
+
+Database = Union[Path, Postgres]
 
 
 @dataclass(frozen=True)
@@ -75,7 +149,7 @@ def parse_files(items: list[str]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for item in items:
         name, sep, path = item.partition("=")
-        if not sep or not MEMBER_NAME.match(name) or name in (MANIFEST, DB_MEMBER) or not path.startswith("/"):
+        if not sep or not MEMBER_NAME.match(name) or name in (MANIFEST, *DB_MEMBERS) or not path.startswith("/"):
             raise BackupError(f"--file {item!r}: expected NAME=/absolute/path with a plain NAME")
         if name in files:
             raise BackupError(f"--file {name} given twice")
@@ -114,6 +188,36 @@ def snapshot_db(db: Path, dest: Path) -> None:
     verdict = integrity(dest)
     if verdict != "ok":
         raise BackupError(f"the copy of {db} fails SQLite's integrity check: {verdict}")
+
+
+def dump_pg(pg: Postgres) -> bytes:
+    """Online dump of the hub's PostgreSQL database (pg_dump's one snapshot), checked before it is used."""
+    data = pg.run("pg_dump", ["--format=custom", "--no-owner", "--no-privileges", "--dbname", pg.database])
+    problem = pg_dump_problem(data)
+    if problem:
+        raise BackupError(f"the dump of database {pg.database} is not usable: {problem}")
+    return data
+
+
+def pg_dump_problem(data: bytes) -> str:
+    """Why a custom-format dump is not a readable dump of a hub's database ("" when it is)."""
+    program = shutil.which("pg_restore", path=os.environ.get("PATH"))
+    if program is None:
+        return "pg_restore is missing to check it: install Debian's postgresql-client"
+    with tempfile.TemporaryDirectory(prefix="hpcgw-hub-pgdump-") as scratch:
+        copy = Path(scratch) / PG_MEMBER
+        copy.write_bytes(data)
+        try:
+            listed = subprocess.run([program, "--list", str(copy)], capture_output=True, text=True,
+                                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
+                                    timeout=PG_TIMEOUT, check=False)
+        except (OSError, subprocess.SubprocessError) as err:
+            return f"pg_restore could not run: {err}"
+    if listed.returncode != 0:
+        return "pg_restore cannot read it: " + (" / ".join(listed.stderr.strip().splitlines()[-2:]) or "no message")
+    if not PG_USERS_TABLE.search(listed.stdout):
+        return "it holds no table public.users (not a JupyterHub database)"
+    return ""
 
 
 def archive_bytes(members: dict[str, bytes], created: str, host: str) -> bytes:
@@ -165,16 +269,20 @@ def prune(dest: Path, keep: int) -> list[str]:
     return [p.name for p in gone]
 
 
-def backup(dest: Path, keep: int, db: Path, files: dict[str, Path], now: Optional[time.struct_time] = None) -> dict[str, object]:
+def backup(dest: Path, keep: int, db: Database, files: dict[str, Path],
+           now: Optional[time.struct_time] = None) -> dict[str, object]:
     if keep < 1:
         raise BackupError("--keep must be at least 1")
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(dest, 0o700)
     members: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(dir=str(dest), prefix=".hub-backup-") as scratch:
-        copy = Path(scratch) / DB_MEMBER
-        snapshot_db(db, copy)
-        members[DB_MEMBER] = copy.read_bytes()
+    if isinstance(db, Postgres):
+        members[PG_MEMBER] = dump_pg(db)
+    else:
+        with tempfile.TemporaryDirectory(dir=str(dest), prefix=".hub-backup-") as scratch:
+            copy = Path(scratch) / DB_MEMBER
+            snapshot_db(db, copy)
+            members[DB_MEMBER] = copy.read_bytes()
     for name, path in files.items():
         try:
             members[name] = path.read_bytes()
@@ -210,12 +318,18 @@ def verify(archive: Path) -> Checked:
         assert manifest.get("format") == FORMAT and isinstance(listed, dict)
     except (KeyError, ValueError, AssertionError, AttributeError, TypeError) as err:
         raise BackupError(f"{archive} has no valid {MANIFEST}: not a hub backup of this format") from err
-    if set(listed) != set(members) or DB_MEMBER not in members:
-        raise BackupError(f"{archive}: members {sorted(members)} differ from the manifest's {sorted(listed)}")
+    if set(listed) != set(members) or len(set(DB_MEMBERS) & set(members)) != 1:
+        raise BackupError(f"{archive}: members {sorted(members)} differ from the manifest's {sorted(listed)}"
+                          f" or hold not exactly one database ({' or '.join(DB_MEMBERS)})")
     for name, data in members.items():
         entry = listed[name]
         if not isinstance(entry, dict) or entry.get("sha256") != sha256(data):
             raise BackupError(f"{archive}: {name} does not match its checksum (corrupt)")
+    if PG_MEMBER in members:
+        problem = pg_dump_problem(members[PG_MEMBER])
+        if problem:
+            raise BackupError(f"{archive}: the PostgreSQL dump is not usable: {problem}")
+        return Checked(manifest=manifest, members=members)
     with tempfile.TemporaryDirectory(prefix="hpcgw-hub-verify-") as scratch:
         copy = Path(scratch) / DB_MEMBER
         copy.write_bytes(members[DB_MEMBER])
@@ -225,18 +339,28 @@ def verify(archive: Path) -> Checked:
     return Checked(manifest=manifest, members=members)
 
 
-def restore(archive: Path, db: Path, files: dict[str, Path], only_missing: set[str]) -> dict[str, object]:
+def restore(archive: Path, db: Database, files: dict[str, Path], only_missing: set[str]) -> dict[str, object]:
     checked = verify(archive)
     missing = sorted(set(files) - set(checked.members) - only_missing)
     if missing:
         raise BackupError(f"{archive} holds no {', '.join(missing)}: restore refused, nothing changed")
+    wanted = PG_MEMBER if isinstance(db, Postgres) else DB_MEMBER
+    if wanted not in checked.members:
+        have, want = ("PostgreSQL", "SQLite") if wanted == DB_MEMBER else ("SQLite", "PostgreSQL")
+        raise BackupError(f"{archive} is the backup of a hub on {have}, this hub uses {want} (jupyterhub_db_backend):"
+                          " restore refused, nothing changed")
     restored, kept = [], []
-    for suffix in ("-journal", "-wal", "-shm"):
-        stale = Path(str(db) + suffix)
-        if stale.exists():
-            stale.unlink()
-    write_private(db, checked.members[DB_MEMBER])
-    restored.append(DB_MEMBER)
+    if isinstance(db, Postgres):
+        # One transaction: a failure leaves the database as it was.
+        db.run("pg_restore", ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+                              "--exit-on-error", "--dbname", db.database], data=checked.members[PG_MEMBER])
+    else:
+        for suffix in ("-journal", "-wal", "-shm"):
+            stale = Path(str(db) + suffix)
+            if stale.exists():
+                stale.unlink()
+        write_private(db, checked.members[DB_MEMBER])
+    restored.append(wanted)
     for name, path in sorted(files.items()):
         if name in only_missing and (path.exists() or name not in checked.members):
             kept.append(name)
@@ -246,6 +370,28 @@ def restore(archive: Path, db: Path, files: dict[str, Path], only_missing: set[s
     return {"archive": str(archive), "created": checked.manifest.get("created"), "restored": restored, "kept": kept}
 
 
+def add_database(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path)
+    where.add_argument("--pg-database")
+    parser.add_argument("--pg-host", default="/run/postgresql")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--pg-user")
+    parser.add_argument("--pg-run-as")
+    parser.add_argument("--pg-password-file", type=Path)
+    parser.add_argument("--pg-sslmode", choices=SSLMODES)
+
+
+def database(args: argparse.Namespace) -> Database:
+    """--db PATH, or the PostgreSQL database the --pg-* arguments name."""
+    if args.db is not None:
+        return Path(args.db)
+    if not args.pg_user:
+        raise BackupError("--pg-database needs --pg-user (the role that owns the database)")
+    return Postgres(database=args.pg_database, host=args.pg_host, port=args.pg_port, user=args.pg_user,
+                    run_as=args.pg_run_as, password_file=args.pg_password_file, sslmode=args.pg_sslmode)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hpcgw-hub-backup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,13 +399,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     make = sub.add_parser("backup")
     make.add_argument("--dest", required=True, type=Path)
     make.add_argument("--keep", required=True, type=int)
-    make.add_argument("--db", required=True, type=Path)
+    add_database(make)
     make.add_argument("--file", action="append", default=[])
     check = sub.add_parser("verify")
     check.add_argument("archive", type=Path)
     back = sub.add_parser("restore")
     back.add_argument("archive", type=Path)
-    back.add_argument("--db", required=True, type=Path)
+    add_database(back)
     back.add_argument("--file", action="append", default=[])
     back.add_argument("--only-missing", action="append", default=[])
     return parser.parse_args(argv)
@@ -270,13 +416,13 @@ def main(argv: list[str]) -> int:
     umask = os.umask(0o077)
     try:
         if args.command == "backup":
-            result: dict[str, object] = backup(args.dest, args.keep, args.db, parse_files(args.file))
+            result: dict[str, object] = backup(args.dest, args.keep, database(args), parse_files(args.file))
         elif args.command == "verify":
             checked = verify(args.archive)
             result = {"archive": str(args.archive), "created": checked.manifest.get("created"),
                       "members": sorted(checked.members)}
         else:
-            result = restore(args.archive, args.db, parse_files(args.file), set(args.only_missing))
+            result = restore(args.archive, database(args), parse_files(args.file), set(args.only_missing))
     except BackupError as err:
         print(f"hpcgw-hub-backup {args.command}: {err}", file=sys.stderr)
         return 1

@@ -27,11 +27,12 @@ c.JupyterHub.cleanup_proxy = False
 c.JupyterHub.last_activity_interval = 30
 
 # --- state and secrets ------------------------------------------------------
-c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub-test/jupyterhub.sqlite"
+# PostgreSQL (jupyterhub_db_backend): the local server, peer authentication over its socket.
+c.JupyterHub.db_url = "postgresql+psycopg2://jupyterhub-test@/jupyterhub_test?host=/run/postgresql&port=5432"
 # A new JupyterHub whose database schema is newer upgrades the database when
 # it starts (SQLite: JupyterHub first copies the file beside it, with the
-# time in its name); without it the hub refuses to start after such an
-# upgrade. README, "Upgrading".
+# time in its name; PostgreSQL: back it up before); without it the hub
+# refuses to start after such an upgrade. README, "Upgrading".
 c.JupyterHub.upgrade_db = True
 c.JupyterHub.cookie_secret_file = "/etc/jupyterhub-test/secrets/cookie_secret"
 c.JupyterHub.pid_file = "/var/lib/jupyterhub-test/jupyterhub.pid"
