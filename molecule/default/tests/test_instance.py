@@ -11,8 +11,12 @@ the upgrade, as README "Upgrading" tells an operator to do it: `--check
 --diff` of the current tree lists what will change and changes nothing; the
 current tree's converge keeps alice's server and job on the test instance
 (same job, her code still runs) and records the new release; a restart of
-the test hub and a second converge change nothing. Production's hub, proxy,
-files, server and job stay as they were throughout.
+the test hub and a second converge change nothing. The instance then
+switches to PostgreSQL (its demo setting) the documented way: her server
+stopped, the SQLite file moved aside, a converge; on PostgreSQL her new
+server's rows are in psql and a pg_dump backup restores under it
+(instance_postgresql.py). Production's hub, proxy, files, server and job
+stay as they were throughout.
 playbooks/remove_instance.yml then removes the test instance (its job, units,
 accounts, directories, sudo file, launcher, Apache routes, record) and
 production still answers. No job is left behind.
@@ -46,6 +50,10 @@ INSTANCE_VARS = PROJECT / "inventories" / "demo" / "instances" / "test.yml"
 PREVIOUS_RELEASE = "30f94b411b98dd561a82c101a791be18f397fa90"
 CURRENT_RELEASE = yaml.safe_load(
     (PROJECT / "roles" / "jupyterhub" / "vars" / "main.yml").read_text())["jupyterhub_bundle_release"]
+# The previous release knew SQLite only: the upgrade keeps it; the switch to
+# the demo instance's PostgreSQL comes after (README, "The database").
+KEEP_SQLITE = ("-e", "jupyterhub_db_backend=sqlite")
+TEST_SQLITE = "/var/lib/jupyterhub-test/jupyterhub.sqlite"
 RECAP = re.compile(r"^hpcgw-gw\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TEST_BASE = ORIGIN + "/jupyter-test"
 # Production's files and processes, which nothing of the test instance may change.
@@ -173,28 +181,41 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         assert _job_mark(gateway, test_job) == "hpcgw:hpcgw-gw-test"
         ran = _test_client(controller, "run", "print(6 * 7)")
         assert "42" in str(ran), ran
-        # Its hub's database is PostgreSQL (instances/test.yml): backed up and restored under her server.
-        check_state_in_postgresql(gateway, _playbook, lambda: _test_client(controller, "run", "print(6 * 7)"))
 
-        # Upgrade: --check --diff lists the change and makes none ...
-        preview = _converge_test_instance("--check", "--diff")
+        # Upgrade, keeping the instance's SQLite database (the previous
+        # release's only backend): --check --diff lists the change and makes none ...
+        preview = _converge_test_instance("--check", "--diff", *KEEP_SQLITE)
         assert _gateway_changes(preview) > 0, preview[-3000:]
         assert f'"release": "{CURRENT_RELEASE}"' in preview, preview[-3000:]
         assert "release" not in _record(gateway)
         # ... the current tree's converge keeps her server and its job ...
-        _converge_test_instance()
+        _converge_test_instance(*KEEP_SQLITE)
         assert _record(gateway)["release"] == CURRENT_RELEASE
         assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
         ran = _test_client(controller, "run", "print(6 * 7)")
         assert "42" in str(ran), ran
         # ... and a restart of the test hub and a second run change nothing.
         gateway.check_output("systemctl restart jupyterhub-test.service")
-        assert _gateway_changes(_converge_test_instance()) == 0
+        assert _gateway_changes(_converge_test_instance(*KEEP_SQLITE)) == 0
         assert _production(gateway) == before
         assert prod_job in [j for j, *_ in user_jobs(gateway, "alice")]
         assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
         ran = client("run", "alice", "print(6 * 7)")
         assert "42" in str(ran), ran
+
+        # Then the switch to PostgreSQL (instances/test.yml), the documented
+        # way: her server stopped, the SQLite file moved aside, a converge.
+        assert _test_client(controller, "stop").get("stopped") is True
+        assert wait_job_gone(gateway, test_job), f"the test instance's job {test_job} is still there"
+        test_job = ""
+        gateway.check_output(f"mv {TEST_SQLITE} {TEST_SQLITE}.before-postgresql")
+        _converge_test_instance()
+        on_test = _test_client(controller, "start", PRESET)
+        assert on_test.get("ready") is True, on_test
+        test_job = next(j for j, *_ in user_jobs(gateway, "alice") if j != prod_job)
+        # Its hub's rows in PostgreSQL, backed up and restored under her server.
+        check_state_in_postgresql(gateway, _playbook, lambda: _test_client(controller, "run", "print(6 * 7)"))
+        assert _production(gateway) == before
 
         # Remove the test instance: nothing of it is left, production answers.
         removed = _playbook("playbooks/remove_instance.yml")
