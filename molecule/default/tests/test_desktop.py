@@ -81,25 +81,25 @@ def test_the_desktop_is_its_owners_only(
     try:
         # The page, through Apache and alice's server (its hub login).
         page = client("fetch", "alice", DESKTOP)
-        assert page["fetch_status"] == 200, page
-        assert page["fetch_path"] == PREFIX + DESKTOP, page
-        assert "<title>Jupyter Remote Desktop Proxy</title>" in page["body"], page
-        assert f"{PREFIX}{DESKTOP}static/dist/index.css" in page["body"], page
+        assert page["fetch_status"] == 200, json.dumps(page)
+        assert page["fetch_path"] == PREFIX + DESKTOP, json.dumps(page)
+        assert "<title>Jupyter Remote Desktop Proxy</title>" in page["body"], json.dumps(page)
+        assert f"{PREFIX}{DESKTOP}static/dist/index.css" in page["body"], json.dumps(page)
 
         # Its websocket: the first connection starts the VNC server in the
         # job; RFB's greeting arrives through Apache, and the exchange goes on.
         rfb = client("vnc", "alice", "alice", WEBSOCKET)
-        assert " 101 " in rfb["ws_status"] + " ", rfb
-        assert RFB_VERSION.fullmatch(rfb.get("server_version", "")), rfb
-        assert rfb.get("security_types"), rfb
+        assert " 101 " in rfb["ws_status"] + " ", json.dumps(rfb)
+        assert RFB_VERSION.fullmatch(rfb.get("server_version", "")), json.dumps(rfb)
+        assert rfb.get("security_types"), json.dumps(rfb)
 
         # bob (signed in, the hub's admin): refused by alice's server, page and websocket.
         seen = client("fetch", "bob", DESKTOP)
-        assert seen.get("name") == "bob", seen
-        assert seen["fetch_status"] == 403, seen
-        assert "Jupyter Remote Desktop Proxy" not in seen["body"], seen
+        assert seen.get("name") == "bob", json.dumps(seen)
+        assert seen["fetch_status"] == 403, json.dumps(seen)
+        assert "Jupyter Remote Desktop Proxy" not in seen["body"], json.dumps(seen)
         attack = client("vnc", "bob", "alice", WEBSOCKET)
-        assert " 101 " not in attack["ws_status"] + " " and "server_version" not in attack, attack
+        assert " 101 " not in attack["ws_status"] + " " and "server_version" not in attack, json.dumps(attack)
 
         # On alice's node: her VNC server, as the job started it.
         jobs = user_jobs(gateway, "alice")
@@ -116,13 +116,13 @@ def test_the_desktop_is_its_owners_only(
         own = _probe(host, "alice", int(display.group(1)), unix_path.group(1), own_cookie=True)
         other = _probe(host, "bob", int(display.group(1)), unix_path.group(1), own_cookie=False)
         # alice reaches both (so the probe works) ...
-        assert RFB_VERSION.fullmatch(own["vnc_unix"].get("data", "")), own
-        assert own["x11_unix"].get("data") == X11_SUCCESS, own
+        assert RFB_VERSION.fullmatch(own["vnc_unix"].get("data", "")), json.dumps(own)
+        assert own["x11_unix"].get("data") == X11_SUCCESS, json.dumps(own)
         # ... bob neither: the socket's directory is alice's, there is no TCP
         # port, and the X server refuses a client without her cookie.
-        assert other["vnc_unix"] == {"connected": False, "error": "PermissionError"}, other
-        assert not other["vnc_tcp"]["connected"] and not other["x11_tcp"]["connected"], other
-        assert other["x11_unix"].get("data") == X11_FAILED, other
-        assert other["x11_abstract"].get("data", X11_FAILED) == X11_FAILED, other
+        assert other["vnc_unix"] == {"connected": False, "error": "PermissionError"}, json.dumps(other)
+        assert not other["vnc_tcp"]["connected"] and not other["x11_tcp"]["connected"], json.dumps(other)
+        assert other["x11_unix"].get("data") == X11_FAILED, json.dumps(other)
+        assert other["x11_abstract"].get("data", X11_FAILED) == X11_FAILED, json.dumps(other)
     finally:
         assert client("stop", "alice").get("stopped") is True

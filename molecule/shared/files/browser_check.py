@@ -204,6 +204,13 @@ def form_login(run: Run, password: str) -> None:
     run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page after the login page")
 
 
+def send_credentials(run: Run, password: str) -> None:
+    """The Authorization header on every request of the current tab (DevTools: per tab)."""
+    token = base64.b64encode(f"{run.user}:{password}".encode()).decode()
+    run.driver.execute_cdp_cmd("Network.enable", {})
+    run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+
+
 def login(run: Run, password: str) -> None:
     """Basic SSO of Apache for page loads, XHR and websockets alike.
 
@@ -212,9 +219,7 @@ def login(run: Run, password: str) -> None:
     header itself (DevTools Network.setExtraHTTPHeaders); the host resolver
     rules keep it from reaching any other host.
     """
-    token = base64.b64encode(f"{run.user}:{password}".encode()).decode()
-    run.driver.execute_cdp_cmd("Network.enable", {})
-    run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    send_credentials(run, password)
     run.driver.get(run.url("/hub/home"))
     run.wait(lambda d: run.path().startswith("/hub/") and d.find_elements(*START_BUTTON),
              "the hub home page after login (an empty page: Apache refused the credentials)")
@@ -403,9 +408,12 @@ return Object.keys(seen).length;
 """
 
 
-def open_desktop(run: Run) -> dict[str, Any]:
+def open_desktop(run: Run, password: str) -> dict[str, Any]:
     """The launcher's Desktop card (jupyter-server-proxy's, new browser tab):
-    noVNC connects through the gateway and the session draws; back to JupyterLab after."""
+    noVNC connects through the gateway and the session draws; back to JupyterLab after.
+    The new tab has none of the first tab's DevTools settings: it gets the
+    Basic credentials too and loads the page again (a user's browser sends
+    them, or the SSO cookie, in every tab)."""
     lab = run.driver.current_window_handle
     click(run, run.driver.find_element(*NEW_LAUNCHER), "the New Launcher button")
     cards = run.wait(lambda d: [c for c in d.find_elements(By.CSS_SELECTOR, ".jp-Launcher .jp-LauncherCard")
@@ -415,12 +423,15 @@ def open_desktop(run: Run) -> dict[str, Any]:
     click(run, cards[0], "the Desktop card")
     tabs = run.wait(lambda d: sorted(set(d.window_handles) - before), "the desktop's new tab", timeout=30)
     run.driver.switch_to.window(tabs[0])
+    opened = run.driver.current_url
+    send_credentials(run, password)
+    run.driver.get(run.url(f"/user/{run.user}/desktop/"))
     run.wait(lambda d: run.path() == f"/user/{run.user}/desktop/", "the desktop page", timeout=30)
     run.wait(lambda d: _value(run, DESKTOP_STATUS) == "Connected", "noVNC's status to say Connected")
     run.wait(lambda d: d.execute_script(CANVAS_COLOURS) >= 3, "the desktop session to draw on the screen")
     canvas = run.driver.find_element(*DESKTOP_CANVAS)
     shown = {"status": _value(run, DESKTOP_STATUS), "colours": run.driver.execute_script(CANVAS_COLOURS),
-             "width": canvas.size["width"], "height": canvas.size["height"]}
+             "width": canvas.size["width"], "height": canvas.size["height"], "tab_opened": opened}
     run.screenshot("desktop.png")
     run.driver.close()
     run.driver.switch_to.window(lab)
@@ -484,7 +495,7 @@ def check(run: Run, args: argparse.Namespace) -> None:
     if args.desktop:
         run.step = "desktop"
         started = time.monotonic()
-        run.result["desktop"] = open_desktop(run)
+        run.result["desktop"] = open_desktop(run, args.password)
         run.result["desktop"]["seconds"] = round(time.monotonic() - started, 1)
     run.step = "stop"
     run.result["stop_s"] = stop_server(run)
