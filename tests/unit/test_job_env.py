@@ -30,12 +30,16 @@ module() { if [ "$1" = load ]; then export HPCGW_HELLO="$2"; fi; }
 """
 
 
-def _hook(profile: Path, enabled: bool = True) -> str:
+XSTARTUP = "/opt/hpcgw-notebook/share/hpcgw-desktop/xstartup"
+
+
+def _hook(profile: Path, enabled: bool = True, desktop: bool = False) -> str:
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
     env.filters["comment"] = lambda text: "# " + text
     return env.from_string(HOOK.read_text()).render(
         ansible_managed="Ansible managed", notebook_env_lmod_enabled=enabled,
-        __notebook_env_lmod_profile=str(profile))
+        __notebook_env_lmod_profile=str(profile), notebook_env_desktop_enabled=desktop,
+        __notebook_env_desktop_xstartup=XSTARTUP)
 
 
 def _prefix(tmp_path: Path, hook: str | None) -> Path:
@@ -97,13 +101,28 @@ def test_without_lmod_or_without_the_hook_the_job_runs_as_before(tmp_path: Path)
         assert "cmd=none" in result.stdout.splitlines(), result.stdout
 
 
+def test_the_desktop_gets_the_sites_session_in_the_server_only_when_enabled(tmp_path: Path) -> None:
+    """jupyter-remote-desktop-proxy reads JUPYTER_REMOTE_DESKTOP_PROXY_XSTARTUP in
+    the server, a child of the batch script: the hook exports it with the desktop."""
+    profile = tmp_path / "lmod.sh"
+    profile.write_text(FAKE_PROFILE)
+    for desktop in (True, False):
+        case = tmp_path / str(desktop)
+        case.mkdir()
+        hook = _hook(profile, enabled=False, desktop=desktop)
+        result = _job(case, _prefix(case, hook),
+                      'sh -c \'echo "xstartup=${JUPYTER_REMOTE_DESKTOP_PROXY_XSTARTUP:-none}"\'', script_lines=())
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"xstartup={XSTARTUP if desktop else 'none'}" in result.stdout.splitlines(), result.stdout
+
+
 def test_the_hook_ends_with_status_0_under_sh(tmp_path: Path) -> None:
     """HTCondor's command line chains the prologue's lines with &&."""
     profile = tmp_path / "lmod.sh"
     profile.write_text(FAKE_PROFILE + "false\n")
     for enabled in (True, False):
         hook = tmp_path / f"hook-{enabled}.sh"
-        hook.write_text(_hook(profile, enabled))
+        hook.write_text(_hook(profile, enabled, desktop=enabled))
         result = subprocess.run(["sh", "-c", f". {hook} && echo chained"], capture_output=True, text=True,
                                 check=False, timeout=30)
         assert result.stdout.strip() == "chained", result.stdout + result.stderr

@@ -588,6 +588,27 @@ def test_the_server_proxy_pin_is_checked(tmp_path: Path, good: dict[str, Any], n
 @pytest.mark.parametrize(
     ("node", "expected"),
     [
+        ({"notebook_env_server_proxy_enabled": False},
+         "notebook_env: notebook_env_desktop_enabled needs notebook_env_server_proxy_enabled: true"),
+        ({"notebook_env_desktop_version": "3.0.0"},
+         "notebook_env_desktop_version must be a release 3.0.1 or later (earlier ones could open the VNC server on a TCP "
+         "port; got '3.0.0')"),
+        ({"notebook_env_desktop_version": "latest"}, "got 'latest'"),
+        ({"notebook_env_extra_packages": ["Jupyter_Remote_Desktop_Proxy==3.0.1"]},
+         "jupyter-remote-desktop-proxy is switched with notebook_env_desktop_enabled"),
+        ({"notebook_env_desktop_extra_os_packages": ["paraview", "gnuplot x11"]}, "(wrong: ['gnuplot x11'])"),
+    ],
+)
+def test_wrong_desktop_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], node: dict[str, Any],
+                                              expected: str) -> None:
+    """The demo inventory turns the desktop (and the proxy it needs) on; each change breaks one input."""
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), **node))
+    _assert_refused(result, expected)
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
         ({"notebook_env_jupyterlmod_version": "latest"},
          "notebook_env: notebook_env_jupyterlmod_version must be a release such as 5.3.2 (got 'latest')"),
         ({"notebook_env_extra_packages": ["JupyterLmod==5.3.2"]},

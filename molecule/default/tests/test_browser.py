@@ -1,7 +1,8 @@
 """Issue 5: a real browser (headless Chromium in hpcgw-browser) logs in through
 Apache, picks a preset in the spawn form, watches the progress page, runs a
 cell in JupyterLab on a compute node and stops the server from the hub's home
-page; afterwards the user has no SLURM job left.
+page; afterwards the user has no SLURM job left. Issue 15: on the way it
+opens the desktop from JupyterLab's launcher (desktop.png).
 
 Issue 17: the states of the spawn form and the progress page, each
 screenshotted and checked with axe-core (no serious or critical violation):
@@ -65,13 +66,13 @@ def clean_user(controller: Host) -> Iterator[None]:
         controller.run(f"python3 /usr/local/bin/spawnclient.py stop {BASE} {USER} {PASSWORD}")
 
 
-def _browser_check(browser: Host, scenario: str = "lab") -> tuple[Any, dict[str, Any]]:
+def _browser_check(browser: Host, scenario: str = "lab", extra: str = "") -> tuple[Any, dict[str, Any]]:
     browser.run_expect([0], f"rm -rf {REMOTE_SHOTS}")
     cmd = browser.run(
         "python3 /usr/local/bin/browser_check.py "
         f"--url {BASE} --user {USER} --password {PASSWORD} --preset {PRESET} "
         f"--screenshots {REMOTE_SHOTS} --timeout 240 --expect-hosts {','.join(COMPUTE)} "
-        f"--scenario {scenario} --axe {AXE}"
+        f"--scenario {scenario} --axe {AXE} {extra}"
     )
     lines = cmd.stdout.strip().splitlines()
     try:
@@ -141,7 +142,8 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
 ) -> None:
     done_before = len(completed_jobs(controller, USER))
     started = time.monotonic()
-    cmd, result = _browser_check(browser)
+    # Issue 15: the demo's desktop too, opened from JupyterLab's launcher (desktop.png).
+    cmd, result = _browser_check(browser, extra="--desktop")
     shots = _copy_screenshots()
     print(json.dumps(result, sort_keys=True), f"test {time.monotonic() - started:.1f}s", sep="\n")
     # Kept for the report (submit -> JupyterLab usable, stop time): artifacts/browser/result.json.
@@ -153,9 +155,13 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
     assert result["progress_page_seen"] is True, result
     assert 0 < result["submit_to_lab_s"] < 240, result
 
+    desktop = result["desktop"]
+    assert desktop["status"] == "Connected" and desktop["colours"] >= 3, desktop
+    assert desktop["width"] >= 1000 and desktop["height"] >= 600, desktop
+
     names = {p.name for p in shots}
-    assert {"spawn-form.png", "notebook.png"} <= names, names
-    for name in ("spawn-form.png", "notebook.png"):
+    assert {"spawn-form.png", "notebook.png", "desktop.png"} <= names, names
+    for name in ("spawn-form.png", "notebook.png", "desktop.png"):
         width, height, size = _png_size(ARTIFACTS / name)
         assert width >= 1000 and height >= 600 and size > 20_000, f"{name}: {width}x{height}, {size} bytes"
 

@@ -16,6 +16,8 @@ Talks only to the gateway named by --url. Steps, in order:
   kernel     the kernel is idle
   run        type and run a cell that prints the host name, read the output
   hostname   the output names an expected compute node
+  desktop    (with --desktop) the launcher's "Desktop" card opens the desktop in a new
+             tab: noVNC says Connected and the session has drawn (desktop.png)
   stop       "Stop My Server" on the hub home page, until the hub shows it stopped
 
 Other scenarios (--scenario), each from the login on, for the states of
@@ -88,6 +90,9 @@ CELL_EDITOR = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell 
 FIRST_PROMPT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt")
 CELL_OUTPUT = (By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-OutputArea-output")
 KERNEL_STATUS = (By.CSS_SELECTOR, ".jp-StatusBar-Item .jp-StatusBar-TextItem[title^='Change kernel']")
+# jupyter-remote-desktop-proxy's page (noVNC): its status text and the remote screen.
+DESKTOP_STATUS = (By.ID, "status")
+DESKTOP_CANVAS = (By.CSS_SELECTOR, "#screen canvas")
 STOP_BUTTON = (By.ID, "stop")
 START_BUTTON = (By.ID, "start")
 # The gateway's progress page (role spawn_profiles, spawn_pending.html).
@@ -162,6 +167,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated host names the cell may print (the compute nodes)")
     parser.add_argument("--scenario", default="lab", choices=("lab", "form", "pending", "failed"))
     parser.add_argument("--axe", default="", help="axe-core's axe.min.js: check every page the scenario visits")
+    parser.add_argument("--desktop", action="store_true",
+                        help="lab scenario: open the desktop from the launcher (jupyter-remote-desktop-proxy)")
     return parser.parse_args(argv)
 
 
@@ -197,6 +204,13 @@ def form_login(run: Run, password: str) -> None:
     run.wait(EC.presence_of_element_located(START_BUTTON), "the hub home page after the login page")
 
 
+def send_credentials(run: Run, password: str) -> None:
+    """The Authorization header on every request of the current tab (DevTools: per tab)."""
+    token = base64.b64encode(f"{run.user}:{password}".encode()).decode()
+    run.driver.execute_cdp_cmd("Network.enable", {})
+    run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+
+
 def login(run: Run, password: str) -> None:
     """Basic SSO of Apache for page loads, XHR and websockets alike.
 
@@ -205,9 +219,7 @@ def login(run: Run, password: str) -> None:
     header itself (DevTools Network.setExtraHTTPHeaders); the host resolver
     rules keep it from reaching any other host.
     """
-    token = base64.b64encode(f"{run.user}:{password}".encode()).decode()
-    run.driver.execute_cdp_cmd("Network.enable", {})
-    run.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    send_credentials(run, password)
     run.driver.get(run.url("/hub/home"))
     run.wait(lambda d: run.path().startswith("/hub/") and d.find_elements(*START_BUTTON),
              "the hub home page after login (an empty page: Apache refused the credentials)")
@@ -382,6 +394,50 @@ def check_hostname(run: Run, hostname: str, expected: list[str]) -> None:
         raise StepFailed(f"the notebook ran on {hostname!r}, not on a compute node {expected}")
 
 
+# Distinct colours on a 32x32 grid of the remote screen: a VNC screen nothing
+# has drawn on yet is one colour; the session's background, panel, terminal
+# and text make many.
+CANVAS_COLOURS = """
+var c = document.querySelector('#screen canvas');
+if (!c || !c.width || !c.height) { return 0; }
+var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, seen = {};
+for (var y = 0; y < 32; y++) { for (var x = 0; x < 32; x++) {
+  var i = 4 * (Math.floor((y + 0.5) * c.height / 32) * c.width + Math.floor((x + 0.5) * c.width / 32));
+  seen[d[i] + ',' + d[i + 1] + ',' + d[i + 2]] = true; } }
+return Object.keys(seen).length;
+"""
+
+
+def open_desktop(run: Run, password: str) -> dict[str, Any]:
+    """The launcher's Desktop card (jupyter-server-proxy's, new browser tab):
+    noVNC connects through the gateway and the session draws; back to JupyterLab after.
+    The new tab has none of the first tab's DevTools settings: it gets the
+    Basic credentials too and loads the page again (a user's browser sends
+    them, or the SSO cookie, in every tab)."""
+    lab = run.driver.current_window_handle
+    click(run, run.driver.find_element(*NEW_LAUNCHER), "the New Launcher button")
+    cards = run.wait(lambda d: [c for c in d.find_elements(By.CSS_SELECTOR, ".jp-Launcher .jp-LauncherCard")
+                                if c.is_displayed() and (c.get_attribute("title") or c.text).strip().startswith("Desktop")],
+                     "the launcher's Desktop card", timeout=30)
+    before = set(run.driver.window_handles)
+    click(run, cards[0], "the Desktop card")
+    tabs = run.wait(lambda d: sorted(set(d.window_handles) - before), "the desktop's new tab", timeout=30)
+    run.driver.switch_to.window(tabs[0])
+    opened = run.driver.current_url
+    send_credentials(run, password)
+    run.driver.get(run.url(f"/user/{run.user}/desktop/"))
+    run.wait(lambda d: run.path() == f"/user/{run.user}/desktop/", "the desktop page", timeout=30)
+    run.wait(lambda d: _value(run, DESKTOP_STATUS) == "Connected", "noVNC's status to say Connected")
+    run.wait(lambda d: d.execute_script(CANVAS_COLOURS) >= 3, "the desktop session to draw on the screen")
+    canvas = run.driver.find_element(*DESKTOP_CANVAS)
+    shown = {"status": _value(run, DESKTOP_STATUS), "colours": run.driver.execute_script(CANVAS_COLOURS),
+             "width": canvas.size["width"], "height": canvas.size["height"], "tab_opened": opened}
+    run.screenshot("desktop.png")
+    run.driver.close()
+    run.driver.switch_to.window(lab)
+    return shown
+
+
 def _stopped(run: Run) -> bool:
     stop = run.driver.find_elements(*STOP_BUTTON)
     start = run.driver.find_elements(*START_BUTTON)
@@ -436,6 +492,11 @@ def check(run: Run, args: argparse.Namespace) -> None:
     run.screenshot("notebook.png")
     run.step = "hostname"
     check_hostname(run, hostname, [h for h in args.expect_hosts.split(",") if h])
+    if args.desktop:
+        run.step = "desktop"
+        started = time.monotonic()
+        run.result["desktop"] = open_desktop(run, args.password)
+        run.result["desktop"]["seconds"] = round(time.monotonic() - started, 1)
     run.step = "stop"
     run.result["stop_s"] = stop_server(run)
     run.screenshot("stopped.png")

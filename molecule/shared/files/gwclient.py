@@ -156,27 +156,39 @@ def ws_recv(sock: ssl.SSLSocket) -> tuple[int, bytes]:
     return first & 0x0F, recv_exact(sock, size)
 
 
-def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
-    """Open the kernel's channels websocket through Apache and execute code."""
+def ws_open(browser: Browser, path: str, headers: Optional[dict[str, str]] = None) -> tuple[ssl.SSLSocket, str]:
+    """Open a websocket to `path` through Apache with the browser's cookies and
+    Basic credentials; (the socket, the answer's status line). The caller
+    closes the socket; on any status but 101 it carries no websocket."""
     parts = urllib.parse.urlsplit(browser.base)
     host = parts.hostname or ""
     cookie_req = urllib.request.Request(browser.origin + path)
     browser.jar.add_cookie_header(cookie_req)
     key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     handshake = (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: {browser.auth}\r\n"
-        f"Cookie: {cookie_req.get_header('Cookie') or ''}\r\n\r\n"
+        f"Cookie: {cookie_req.get_header('Cookie') or ''}\r\n{extra}\r\n"
     )
     raw = socket.create_connection((host, parts.port or 443), timeout=60)
     sock = INSECURE.wrap_socket(raw, server_hostname=host)
     sock.sendall(handshake.encode())
     response = b""
     while b"\r\n\r\n" not in response:
-        response += sock.recv(1)
-    status_line = response.split(b"\r\n", 1)[0].decode()
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        response += chunk
+    return sock, response.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def run_in_kernel(browser: Browser, path: str, code: str) -> dict[str, Any]:
+    """Open the kernel's channels websocket through Apache and execute code."""
+    sock, status_line = ws_open(browser, path)
     result: dict[str, Any] = {"ws_status": status_line}
     if " 101 " not in status_line + " ":
+        sock.close()
         return result
     msg_id = uuid.uuid4().hex
     message = {

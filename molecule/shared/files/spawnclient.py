@@ -32,6 +32,9 @@ object on stdout each):
   session-save BASE USER PASSWORD FILE log in, open the user's server (its OAuth), keep the cookies in FILE
   session-check BASE USER PASSWORD FILE with FILE's cookies and no new login: the hub's answer about the user
                                        and the server's, each with whether it redirected (to a login)
+  vnc BASE USER PASSWORD OWNER PATH    open OWNER's server (its OAuth) as USER's browser, then the websocket at PATH
+                                       (under /user/OWNER, e.g. /desktop-websockify/) as noVNC opens it, and the
+                                       first steps of RFB over it: the server's version, the security types offered
   servers BASE USER PASSWORD           the user's active servers by name ("" the default one)
   stop-all BASE USER PASSWORD          stop every server of the user (named ones too) and wait
 
@@ -47,6 +50,7 @@ import http.cookiejar
 import json
 import os
 import re
+import ssl
 import statistics
 import sys
 import time
@@ -56,7 +60,7 @@ import urllib.request
 from typing import Any
 
 from gwclient import (Browser, login, new_kernel, post_spawn_form, prefix_of, run_code, run_in, server_of,
-                      servers_of, spawn_form_action, spawn_path, split_base_path)
+                      servers_of, spawn_form_action, spawn_path, split_base_path, ws_frame, ws_open, ws_recv)
 
 
 PAGE_DATA = re.compile(r'<script type="application/json" id="hpcgw-form-data">(.*?)</script>', re.S)
@@ -301,6 +305,53 @@ def server_call(browser: Browser, owner: str, calls: list[list[Any]]) -> dict[st
     return out
 
 
+def ws_read(sock: ssl.SSLSocket, data: bytearray, size: int) -> bytes:
+    """The next `size` bytes of a binary websocket stream (its messages joined;
+    pings answered); `data` keeps what arrived beyond them."""
+    while len(data) < size:
+        opcode, payload = ws_recv(sock)
+        if opcode == 9:
+            sock.sendall(ws_frame(payload, opcode=10))
+        elif opcode == 8:
+            raise ConnectionError(f"websocket closed by the server: {payload[2:].decode(errors='replace')}")
+        elif opcode in (0, 1, 2):
+            data.extend(payload)
+    chunk = bytes(data[:size])
+    del data[:size]
+    return chunk
+
+
+def vnc(browser: Browser, owner: str, path: str) -> dict[str, Any]:
+    """Open `owner`'s server like a browser (its OAuth), then the websocket at
+    `path` under /user/<owner> as noVNC opens it (the page's origin, no XSRF
+    token), and speak RFB's first steps over it: the server's ProtocolVersion,
+    the same version back, the security types the server offers."""
+    pre = prefix_of(browser.base)
+    out = login(browser)
+    upath = f"{pre}/user/{owner}"
+    status, _, _ = browser.request("GET", f"{upath}/files/.hpcgw-oauth-probe")
+    out["oauth_status"] = status
+    began = time.monotonic()
+    sock, status_line = ws_open(browser, upath + path, {"Origin": browser.origin, "Sec-Fetch-Mode": "websocket",
+                                                        "Sec-Fetch-Site": "same-origin"})
+    out["ws_status"] = status_line
+    try:
+        if " 101 " in status_line + " ":
+            data = bytearray()
+            version = ws_read(sock, data, 12)
+            out["server_version"] = version.decode("latin-1")
+            sock.sendall(ws_frame(version, opcode=2))
+            count = ws_read(sock, data, 1)[0]
+            out["security_types"] = list(ws_read(sock, data, count)) if count else []
+            sock.sendall(ws_frame(b"\x03\xe8", opcode=8))
+    except (OSError, ConnectionError) as err:
+        out["ws_error"] = f"{type(err).__name__}: {err}"
+    finally:
+        sock.close()
+    out["ws_seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
 def announcement(page: str) -> str:
     """The notice a hub page shows above its content ("" when none)."""
     notice = re.search(r'class="container text-center announcement[^"]*">(.*?)</div>', page, re.S)
@@ -390,6 +441,8 @@ def main(argv: list[str]) -> int:
         result = call(browser, json.loads(argv[5]))
     elif command == "server-call":
         result = server_call(browser, argv[5], json.loads(argv[6]))
+    elif command == "vnc":
+        result = vnc(browser, argv[5], argv[6])
     elif command == "fetch":
         result = fetch(browser, argv[5])
     elif command == "form":
