@@ -165,6 +165,10 @@ class GatewayGridengineSpawner(GatewayBatchMixin, GridengineSpawner):
     """GridengineSpawner with checked job ids and shell-safe commands."""
 
     job_scheduler = "sge"
+    # {parallel_environment} of sge.sh.j2: a job of more than one core asks
+    # for `-pe <it> <cores>`; from the queue's (or cluster's) data in the
+    # catalog (hpcgw_profiles.batchspawner_traits), never from the request.
+    req_parallel_environment = Unicode("", help="The Grid Engine parallel environment of multi-core jobs.")
 
 
 class GatewayLsfSpawner(GatewayBatchMixin, LsfSpawner):
