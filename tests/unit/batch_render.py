@@ -23,6 +23,7 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "keepvars": "PATH,LANG,JUPYTERHUB_API_TOKEN,JUPYTERHUB_API_URL",
         "partition": "gpu", "queue": "gpu", "runtime": "01:30:00", "memory": "8G",
         "nprocs": "4", "ngpus": "1", "account": "proj1", "gateway_tag": "hpcgw-gw",
+        "parallel_environment": "mpi-4",
         "prologue": "module load python\nexport OMP_NUM_THREADS=4", "epilogue": "",
         "cmd": "/opt/hpcgw/notebook/bin/batchspawner-singleuser /opt/hpcgw/notebook/bin/jupyterhub-singleuser",
     },
@@ -30,6 +31,7 @@ CONTEXTS: dict[str, dict[str, str]] = {
         "username": "bob", "servername": "", "homedir": "/home/bob", "keepvars": "JUPYTERHUB_API_TOKEN",
         "partition": "debug", "queue": "debug", "runtime": "00:10:00", "memory": "1G",
         "nprocs": "1", "ngpus": "0", "account": "", "gateway_tag": "", "prologue": "", "epilogue": "",
+        "parallel_environment": "",
         "cmd": "batchspawner-singleuser jupyterhub-singleuser",
     },
 }

@@ -61,3 +61,15 @@ def test_the_job_name_says_which_server_it_is(scheduler: str) -> None:
     default = render(scheduler, CONTEXTS["minimal"])
     assert f"{JOB_NAME[scheduler]}jupyterhub-alice-debug\n" in named
     assert f"{JOB_NAME[scheduler]}jupyterhub-bob\n" in default
+
+
+def test_sge_takes_its_parallel_environment_from_the_data() -> None:
+    """More than one core: -pe with the queue's parallel environment (from
+    the cluster data, rendered into {parallel_environment}), never a fixed
+    name; one core: no -pe at all (a queue without a PE still runs it)."""
+    assert "#$ -pe mpi-4 4\n" in render("sge", CONTEXTS["full"])
+    assert "#$ -pe smp 2\n" in render("sge", dict(CONTEXTS["full"], parallel_environment="smp", nprocs="2"))
+    assert "-pe" not in render("sge", CONTEXTS["minimal"])
+    assert "-pe" not in render("sge", dict(CONTEXTS["full"], nprocs="1"))
+    # The queue's shell_start_mode may ignore the #! line: the shell is asked for.
+    assert "#$ -S /bin/bash\n" in render("sge", CONTEXTS["minimal"])

@@ -242,11 +242,16 @@ def test_demo_sudo_rules_allow_exactly_the_local_profile_and_the_clusters(render
         "/usr/bin/scancel ^[0-9]+$",
         "/usr/bin/ssh ^-F /etc/ssh/hpcgw_submit_config hpcgw-ctl "
         "(sbatch --parsable|squeue -h -j [0-9]+ -t all -o '%T[|]%B[|]%S[|]%r'|scancel [0-9]+)$",
+        "/usr/bin/ssh ^-F /etc/ssh/hpcgw_submit_config hpcgw-ctl (qsub|qstat -xml|qdel [0-9]+)$",  # Grid Engine
     ])
     assert 'Defaults!HPCGW_BATCH env_keep += "JUPYTERHUB_* JPY_API_TOKEN"' in sudoers
     assert sudoers.rstrip().endswith("jupyterhub ALL=(HPCGW_USERS) NOPASSWD: HPCGW_LOCAL, HPCGW_BATCH")
     runas = next(line for line in sudoers.splitlines() if line.startswith("Runas_Alias"))
     assert runas.startswith("Runas_Alias HPCGW_USERS = %hpcgw-users, !#0, !jupyterhub, !root, "), runas
+
+
+# The first command of each scheduler's pinned SSH rule (role spawn_profiles' vars/main.yml).
+SSH_SUBMIT = {"slurm": "sbatch --parsable", "torque": "qsub", "pbs": "qsub", "sge": "qsub", "lsf": "bsub"}
 
 
 @pytest.mark.parametrize("inventory", sorted(INVENTORIES) + [f"follow-{change}" for change in FOLLOW])
@@ -266,8 +271,10 @@ def test_the_sudo_rules_allow_what_the_prefixes_run(rendered: dict[str, str], in
         if command:  # ssh -F <config> <host>: pinned in the rule, dots escaped
             ssh, option, config, host = command.split(" ")
             assert option == "-F"
+            # (one rule per scheduler on a login host: the demo's SLURM and Grid Engine share hpcgw-ctl)
             (rule,) = [c for c in commands
-                       if c.startswith(f"{ssh} ^-F {config.replace('.', '[.]')} {host.replace('.', '[.]')} (")]
+                       if c.startswith(f"{ssh} ^-F {config.replace('.', '[.]')} {host.replace('.', '[.]')} "
+                                       f"({SSH_SUBMIT[cluster['scheduler']]}|")]
             expected.add(rule)
         else:
             slurm = {f"{bin_dir}/{c}" for c in ("sbatch", "squeue", "scontrol", "scancel")}

@@ -26,6 +26,7 @@ from hpcgw_batch_core import (
     failed_query_is_gone,
     job_server_name,
     parse_job_id,
+    sge_job_state,
     template_vars,
 )
 
@@ -337,3 +338,40 @@ def test_a_stop_during_a_status_query_cancels_the_spawn() -> None:
         return False
 
     assert asyncio.run(stop_while_querying()) is True
+
+
+# qstat -xml as Grid Engine 8.1.9 prints it: a running job in queue_info, a pending one in job_info.
+QSTAT_XML = """<?xml version='1.0'?>
+<job_info  xmlns:xsd="http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/resources/schemas/qstat/qstat.xsd">
+  <queue_info>
+    <job_list state="running">
+      <JB_job_number>12</JB_job_number>
+      <JB_name>jupyterhub-alice</JB_name>
+      <JB_owner>alice</JB_owner>
+      <state>r</state>
+      <queue_name>jupyter@hpcgw-c2</queue_name>
+      <slots>1</slots>
+    </job_list>
+  </queue_info>
+  <job_info>
+    <job_list state="pending">
+      <JB_job_number>13</JB_job_number>
+      <state>qw</state>
+      <queue_name></queue_name>
+      <slots>2</slots>
+    </job_list>
+  </job_info>
+</job_info>
+"""
+
+
+@pytest.mark.parametrize(("output", "job_id", "view"), [
+    (QSTAT_XML, "12", "RUNNING hpcgw-c2"),
+    (QSTAT_XML, "13", "PENDING"),
+    (QSTAT_XML, "1", ""),  # not listed: gone
+    (QSTAT_XML, "", ""),
+    ("error: commlib error: got select error (Connection refused)", "12", ""),  # no XML: no view
+    ("", "12", ""),
+])
+def test_sge_status_reads_as_state_and_host_for_the_progress_page(output: str, job_id: str, view: str) -> None:
+    assert sge_job_state(output, job_id) == view

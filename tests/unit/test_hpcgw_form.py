@@ -233,8 +233,8 @@ def test_free_nodes_beside_each_queue() -> None:
 
 def test_estimate_only_where_the_hub_can_ask() -> None:
     data = page_data(demo_catalog(), "Local", estimate_clusters=frozenset({"testcluster"}), estimate_url="/e")
-    assert [p["estimate"] for p in data["profiles"]] == [True, False, False, False]
-    assert [q["estimate"] for q in data["queues"]] == [True, True, False]
+    assert [p["estimate"] for p in data["profiles"]] == [True, False, False, False, False]
+    assert [q["estimate"] for q in data["queues"]] == [True, True, False, False]
 
 
 def test_without_clusters_only_the_local_profile_is_offered() -> None:
@@ -281,7 +281,8 @@ def test_each_user_sees_only_their_accounts_default_selected() -> None:
     data = page_data(catalog, "Local", accounts=accounts["alice"],
                      last_options={"profile": "custom", "cluster": "testcluster", "queue": "batch"})
     assert {q["value"]: q["accounts"] for q in data["queues"]} == {
-        "testcluster/debug": ["astro", "chem"], "testcluster/batch": ["astro", "chem"], "vialogin/debug": ["astro", "chem"]}
+        "testcluster/debug": ["astro", "chem"], "testcluster/batch": ["astro", "chem"], "vialogin/debug": ["astro", "chem"],
+        "gridengine/jupyter": []}  # a cluster without accounts
     assert all(q["account_notice"] == "" for q in data["queues"])
     page = render(data)
     assert re.search(r'id="hpcgw-account" name="account"[^>]*>\s*<option value="astro" selected>astro</option>\s*'

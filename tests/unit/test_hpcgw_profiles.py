@@ -35,7 +35,9 @@ DATA: dict[str, Any] = {
             ],
         },
         {"name": "other", "scheduler": "sge", "submit": "ssh", "login_host": "login.example.edu",
-         "queues": [{"name": "allq", "cores": {"max": 8}}]},
+         "parallel_environment": "smp",
+         "queues": [{"name": "allq", "cores": {"max": 8}}, {"name": "mpiq", "parallel_environment": "mpi",
+                                                          "cores": {"max": 4}}]},
     ],
     "presets": [
         {"key": "debug-1c", "title": "Debug - 1 core, 10 min", "cluster": "testcluster", "queue": "debug"},
@@ -79,6 +81,17 @@ def _with(change: Any) -> dict[str, Any]:
          "clusters[1].status_query: shared needs scheduler: slurm and submit: local"),
         (lambda d: d["clusters"][0].update(submit="ssh", login_host="l1", status_query="shared"),
          "clusters[0].status_query: shared needs scheduler: slurm and submit: local"),
+        # Grid Engine's parallel environment: a name, on an SGE cluster, required above one core.
+        (lambda d: d["clusters"][1].update(parallel_environment="smp 8"),
+         "clusters[1].parallel_environment: must be a Grid Engine parallel environment's name"),
+        (lambda d: d["clusters"][1]["queues"][1].update(parallel_environment="mpi;qdel -u '*'"),
+         "clusters[1].queues[1].parallel_environment: must be a Grid Engine parallel environment's name"),
+        (lambda d: d["clusters"][1].pop("parallel_environment"),
+         "clusters[1].queues[0].parallel_environment: queue 'allq' offers up to 8 cores"),
+        (lambda d: d["clusters"][0].update(parallel_environment="smp"),
+         "clusters[0].parallel_environment: applies to scheduler: sge only (this cluster's is 'slurm')"),
+        (lambda d: d["clusters"][0]["queues"][0].update(parallel_environment="smp"),
+         "clusters[0].queues[0].parallel_environment: applies to scheduler: sge only"),
     ],
 )
 def test_wrong_admin_data_is_named(change: Any, message: str) -> None:
@@ -128,6 +141,27 @@ def test_child_gets_checked_traits_and_no_raw_user_options(catalog: Catalog, opt
     assert config["req_account"] == (catalog.cluster(choice.cluster).accounts or ("",))[0]
     assert {k: config[k] for k in spawner} == spawner
     assert config["hpcgw_cluster_name"] == choice.cluster
+
+
+@pytest.mark.parametrize(("queue", "pe"), [("allq", "smp"), ("mpiq", "mpi")])
+def test_sge_parallel_environment_comes_from_the_data(catalog: Catalog, queue: str, pe: str) -> None:
+    """The queue's own parallel environment, else its cluster's, reaches the
+    batch template as {parallel_environment}; the request cannot name one."""
+    choice = catalog.choice_from_options({"profile": "custom", "cluster": "other", "queue": queue, "cores": "2"})
+    assert choice is not None
+    traits = batchspawner_traits(catalog, choice)
+    assert (traits["req_parallel_environment"], traits["req_nprocs"]) == (pe, "2")
+    with pytest.raises(ChoiceError, match="unknown option 'parallel_environment'"):
+        catalog.choice_from_options({"profile": "custom", "cluster": "other", "queue": queue,
+                                     "parallel_environment": "x"})
+
+
+def test_one_core_sge_queue_needs_no_parallel_environment() -> None:
+    data = _with(lambda d: d["clusters"][1].update(parallel_environment=None, queues=[{"name": "q1"}]))
+    catalog = Catalog.from_data(data)
+    choice = catalog.choice_from_options({"profile": "custom", "cluster": "other", "queue": "q1"})
+    assert choice is not None
+    assert batchspawner_traits(catalog, choice)["req_parallel_environment"] == ""
 
 
 def test_status_query_defaults_to_shared_for_local_slurm_only() -> None:

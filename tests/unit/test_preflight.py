@@ -408,7 +408,9 @@ def test_a_local_cluster_without_sudo_rules_is_refused(tmp_path: Path, good: dic
     """Only SLURM's commands are allowed locally: any other local scheduler
     passed every check and was refused by sudo at the first spawn."""
     groups = _groups(good)
-    groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, scheduler=scheduler, submit="local")])
+    # (a two-core Grid Engine queue names its parallel environment, or the catalog refuses it first)
+    pe = {"parallel_environment": "smp"} if scheduler == "sge" else {}
+    groups["gateway"].update(spawn_profiles_clusters=[dict(CLUSTER, scheduler=scheduler, submit="local", **pe)])
     result = run_playbook(VALIDATE, tmp_path, groups)
     assert result.returncode != 0
     out = " ".join(result.stdout.split())

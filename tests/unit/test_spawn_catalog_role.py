@@ -57,8 +57,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_demo_catalog_and_snippet_match_golden(installed: dict[str, Path]) -> None:
     etc = installed["demo"]
     catalog = json.loads((etc / "clusters.json").read_text())
-    for cluster in catalog["clusters"]:
-        assert cluster["spawner"]["batch_script"] == (BATCH / "slurm.sh.j2").read_text()
+    for cluster in catalog["clusters"]:  # each cluster's scheduler's bundled template
+        assert cluster["spawner"]["batch_script"] == (BATCH / f"{cluster['scheduler']}.sh.j2").read_text()
     assert_golden(GOLDEN / "spawn_profiles" / "clusters.demo.json", (etc / "clusters.json").read_text())
     snippet = (etc / "jupyterhub_config.d" / "50-spawn-profiles.py").read_text()
     compile(snippet, "50-spawn-profiles.py", "exec")

@@ -55,7 +55,7 @@ def test_page_is_the_hubs_template_with_the_queues_limits(client: Callable[..., 
     assert batch["limits"]["walltime_min"]["max"] == 1440 and batch["limits"]["walltime_min"]["value"] == "1:00"
     assert debug["limits"]["cores"]["help"] == "1 to 2 cores, default 1"
     assert debug["gpus"] is False  # her accounts: test_spawn_accounts
-    assert [p["value"] for p in data["profiles"]] == ["debug-1c", "login-debug", "local", "custom"]
+    assert [p["value"] for p in data["profiles"]] == ["debug-1c", "login-debug", "sge-1c", "local", "custom"]
     assert data["estimate_url"] == "/jupyter/hub/api/users/alice/hpcgw-estimate"
     assert data["fields"]["walltime_min"]["label"] == "Walltime (h:mm)"
 

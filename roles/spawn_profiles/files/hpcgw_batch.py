@@ -26,7 +26,7 @@ from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any, Bool, Float, HasTraits, Integer, Unicode, default
 
-from hpcgw_batch_core import GuardedBatchCommands, job_server_name
+from hpcgw_batch_core import GuardedBatchCommands, job_server_name, sge_job_state
 from hpcgw_metrics import METRICS
 from hpcgw_startup import WatchedStart, failure_html
 from hpcgw_progress import JobView, follow, job_view
@@ -165,6 +165,16 @@ class GatewayGridengineSpawner(GatewayBatchMixin, GridengineSpawner):
     """GridengineSpawner with checked job ids and shell-safe commands."""
 
     job_scheduler = "sge"
+    # {parallel_environment} of sge.sh.j2: a job of more than one core asks
+    # for `-pe <it> <cores>`; from the queue's (or cluster's) data in the
+    # catalog (hpcgw_profiles.batchspawner_traits), never from the request.
+    req_parallel_environment = Unicode("", help="The Grid Engine parallel environment of multi-core jobs.")
+
+    def hpcgw_job_view(self) -> JobView:
+        """The progress page's view: job_status is qstat's XML here, read as
+        "RUNNING <host>" or "PENDING" (no pending reason or start estimate)."""
+        return job_view(self.hpcgw_cluster_title, str(getattr(self, "req_queue", "") or ""), self.job_id,
+                        sge_job_state(self.job_status or "", self.job_id), "", "")
 
 
 class GatewayLsfSpawner(GatewayBatchMixin, LsfSpawner):

@@ -45,6 +45,7 @@ import asyncio
 import re
 import shlex
 import time
+import xml.etree.ElementTree as ET
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 import hpcgw_status
@@ -114,6 +115,28 @@ SUBMIT_OUTPUT_RE: dict[str, tuple[re.Pattern[str], ...]] = {
     # condor_submit: "1 job(s) submitted to cluster 1234." (after "Submitting job(s).").
     "condor": (re.compile(rf"[0-9]{{1,9}} job\(s\) submitted to cluster (?P<id>{_DIGITS})\."),),
 }
+
+
+def sge_job_state(output: str, job_id: str) -> str:
+    """Grid Engine's ``qstat -xml`` answer about one job in the "STATE HOST"
+    form of SLURM's per-user query (the progress page's view):
+    ``RUNNING <host>`` (from its queue instance ``<queue>@<host>``),
+    ``PENDING``, or "" when the job is not listed or the answer is no XML
+    (an error text). batchspawner's own state checks read the XML itself."""
+    try:
+        root = ET.fromstring(output)
+    except ET.ParseError:
+        return ""
+    for job in root.iter("job_list"):
+        if (job.findtext("JB_job_number") or "").strip() != job_id:
+            continue
+        state = job.get("state", "")
+        if state == "running":
+            host = (job.findtext("queue_name") or "").partition("@")[2].strip()
+            return f"RUNNING {host}".strip()
+        if state == "pending":
+            return "PENDING"
+    return ""
 
 
 class JobIdError(ValueError):

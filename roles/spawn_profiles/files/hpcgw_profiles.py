@@ -40,7 +40,7 @@ FORM_FIELDS = frozenset({"profile", "cluster_queue", "account", *RESOURCES})
 CLUSTER_KEYS = frozenset({"name", "title", "scheduler", "submit", "login_host", "accounts", "queues",
                           "script_lines", "notebook_prefix", "batch_script", "spawner", "status_query",
                           "port_range", "account_source", "account_grants", "account_required",
-                          "sacctmgr_cluster"})
+                          "sacctmgr_cluster", "parallel_environment"})
 # A cluster's port_range: "LOW-HIGH", unprivileged ports only.
 PORT_RANGE_RE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})\Z")
 MIN_PORT = 1024
@@ -52,7 +52,12 @@ RANGE_LAUNCHER = "hpcgw-singleuser"
 # prefix: Lmod's login setup, ...), sourced before the script_lines when present.
 JOB_ENV = "etc/hpcgw-job-env.sh"
 GRANT_KEYS = frozenset({"name", "users", "groups"})
-QUEUE_KEYS = frozenset({"name", "title", "script_lines", *RESOURCES})
+QUEUE_KEYS = frozenset({"name", "title", "script_lines", "parallel_environment", *RESOURCES})
+# A Grid Engine parallel environment (qconf -spl): the batch script asks for
+# `-pe <name> <cores>` when a job wants more than one core.
+PE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
+# Schedulers whose batch template reads a parallel environment.
+PE_SCHEDULERS = ("sge",)
 PRESET_KEYS = frozenset({"key", "title", "cluster", "queue", "account", *RESOURCES})
 
 
@@ -91,6 +96,9 @@ class Queue:
     title: str
     limits: Mapping[str, Range]
     script_lines: tuple[str, ...]
+    # Grid Engine: the parallel environment of a job with more than one core
+    # (the queue's own, else its cluster's; "" for other schedulers).
+    parallel_environment: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,7 +223,22 @@ def _known_keys(data: Any, allowed: frozenset[str], path: str) -> None:
         raise _config_error(path, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _queue(data: Any, path: str) -> Queue:
+def _parallel_environment(data: Mapping[str, Any], path: str, scheduler: Any) -> str:
+    """A cluster's or queue's parallel_environment: "" when not set; a name
+    only where the scheduler's batch template reads one (Grid Engine)."""
+    value = data.get("parallel_environment")
+    if value is None or value == "":
+        return ""
+    if scheduler not in PE_SCHEDULERS:
+        raise _config_error(f"{path}.parallel_environment", f"applies to scheduler: {', '.join(PE_SCHEDULERS)} "
+                            f"only (this cluster's is {scheduler!r}); remove it")
+    if not isinstance(value, str) or not PE_RE.match(value):
+        raise _config_error(f"{path}.parallel_environment", f"must be a Grid Engine parallel environment's name "
+                            f"(qconf -spl), matching {PE_RE.pattern} (got {value!r})")
+    return value
+
+
+def _queue(data: Any, path: str, scheduler: Any = "", cluster_pe: str = "") -> Queue:
     _known_keys(data, QUEUE_KEYS, path)
     name = _name(data.get("name"), f"{path}.name")
     limits = {
@@ -224,8 +247,14 @@ def _queue(data: Any, path: str) -> Queue:
         "walltime_min": _range(data.get("walltime_min", {"max": 60}), f"{path}.walltime_min", 1),
         "gpus": _range(data.get("gpus", {"max": 0}), f"{path}.gpus", 0),
     }
+    pe = _parallel_environment(data, path, scheduler) or cluster_pe
+    if scheduler in PE_SCHEDULERS and limits["cores"].maximum > 1 and not pe:
+        raise _config_error(f"{path}.parallel_environment", f"queue {name!r} offers up to {limits['cores'].maximum} "
+                            "cores, and a Grid Engine job gets more than one slot only through a parallel "
+                            "environment: set parallel_environment on the queue or its cluster (e.g. smp, one "
+                            "with allocation_rule $pe_slots), or lower cores.max to 1")
     return Queue(name, str(data.get("title") or name), limits,
-                 _lines(data.get("script_lines"), f"{path}.script_lines"))
+                 _lines(data.get("script_lines"), f"{path}.script_lines"), pe)
 
 
 def default_status_query(scheduler: Any, submit: Any) -> str:
@@ -283,7 +312,8 @@ def _cluster(data: Any, path: str, default_prefix: str) -> Cluster:
     raw_queues = data.get("queues")
     if not isinstance(raw_queues, list) or not raw_queues:
         raise _config_error(f"{path}.queues", "must be a non-empty list")
-    queues = tuple(_queue(q, f"{path}.queues[{i}]") for i, q in enumerate(raw_queues))
+    cluster_pe = _parallel_environment(data, path, scheduler)
+    queues = tuple(_queue(q, f"{path}.queues[{i}]", scheduler, cluster_pe) for i, q in enumerate(raw_queues))
     _unique((q.name for q in queues), f"{path}.queues")
     prefix = str(data.get("notebook_prefix") or default_prefix)
     if not PATH_RE.match(prefix) or ".." in prefix:
@@ -505,7 +535,7 @@ def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
                           f"if [ -r {hook} ]; then . {hook}; fi")
                          + cluster.script_lines + queue.script_lines)
     hours, minutes = divmod(choice.walltime_min, 60)
-    return {
+    traits = {
         "req_partition": choice.queue,
         "req_queue": choice.queue,
         "req_nprocs": str(choice.cores),
@@ -515,6 +545,10 @@ def batchspawner_traits(catalog: Catalog, choice: Choice) -> dict[str, str]:
         "req_account": choice.account,
         "req_prologue": prologue,
     }
+    if cluster.scheduler in PE_SCHEDULERS:
+        # {parallel_environment} of the batch template (sge.sh.j2: -pe <it> <cores> above one core).
+        traits["req_parallel_environment"] = queue.parallel_environment
+    return traits
 
 
 def child_config(catalog: Catalog, choice: Choice, spawner: Mapping[str, Any]) -> dict[str, Any]:

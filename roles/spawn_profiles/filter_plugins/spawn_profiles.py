@@ -139,6 +139,49 @@ def spawn_profiles_limit_errors(clusters: list[dict[str, Any]], local: dict[str,
     return errors
 
 
+def spawn_profiles_sge_errors(clusters: list[dict[str, Any]], remote: dict[str, dict[str, Any]]) -> list[str]:
+    """Grid Engine clusters against the queues the bundle builds (role gridengine).
+
+    remote: per login host in the inventory with gridengine_enabled, its
+    {"queues": gridengine_queues, "parallel_environments": ...}. A queue
+    must exist there, a multi-core queue's parallel_environment must be in
+    its pe_list, and cores.max must fit the queue's slots on one host (the
+    PE's $pe_slots keeps a job on one node). Other clusters are not checked.
+    """
+    errors = []
+    for index, cluster in enumerate(clusters):
+        if not isinstance(cluster, dict) or cluster.get("scheduler") != "sge":
+            continue
+        host = str(cluster.get("login_host", ""))
+        source = remote.get(host)
+        if not source:
+            continue
+        where = f"gridengine_queues of {host}"
+        queues = {q.get("name"): q for q in source.get("queues") or [] if isinstance(q, dict)}
+        for qindex, queue in enumerate(cluster.get("queues") or []):
+            if not isinstance(queue, dict):
+                continue
+            path = f"spawn_profiles_clusters[{index}].queues[{qindex}]"
+            target = queues.get(queue.get("name"))
+            if target is None:
+                errors.append(f"{path}.name: queue '{queue.get('name')}' is not in {where} "
+                              f"({', '.join(map(str, queues)) or 'none'}); qsub -q would refuse every job")
+                continue
+            cores = _number((queue.get("cores") or {}).get("max")) if isinstance(queue.get("cores"), dict) else None
+            if cores is None or cores <= 1:
+                continue
+            pe = str(queue.get("parallel_environment") or cluster.get("parallel_environment") or "")
+            offered = [str(x) for x in target.get("pe_list") or []]
+            if pe and pe not in offered:
+                errors.append(f"{path}.parallel_environment: '{pe}' is not in the pe_list of queue '{target.get('name')}' "
+                              f"in {where} ({', '.join(offered) or 'none'}); a job of more than one core would never start")
+            slots = _number(target.get("slots", 1))
+            if slots is not None and cores > slots:
+                errors.append(f"{path}.cores.max: {cores} is above the {slots} slot(s) per host of queue "
+                              f"'{target.get('name')}' in {where}; lower it, or the scheduler never starts such a job")
+    return errors
+
+
 def spawn_profiles_shared_status(clusters: list[dict[str, Any]]) -> list[str]:
     """Names of the clusters whose status the hub queries once for all
     servers (status_query: shared, the default of local SLURM clusters)."""
@@ -177,6 +220,7 @@ class FilterModule:
                 "spawn_profiles_script_paths": spawn_profiles_script_paths,
                 "spawn_profiles_catalog": spawn_profiles_catalog,
                 "spawn_profiles_limit_errors": spawn_profiles_limit_errors,
+                "spawn_profiles_sge_errors": spawn_profiles_sge_errors,
                 "spawn_profiles_shared_status": spawn_profiles_shared_status,
                 "spawn_profiles_metric_queues": spawn_profiles_metric_queues,
                 "spawn_profiles_estimate_clusters": spawn_profiles_estimate_clusters,

@@ -63,7 +63,7 @@ import hpcgw_metrics  # noqa: E402
 
 if hpcgw_metrics.METRICS.observe_scheduler_command not in hpcgw_status.OBSERVERS:
     hpcgw_status.OBSERVERS.append(hpcgw_metrics.METRICS.observe_scheduler_command)
-hpcgw_metrics.METRICS.declare([["local", "local"], ["testcluster", "batch"], ["testcluster", "debug"], ["vialogin", "debug"]])
+hpcgw_metrics.METRICS.declare([["gridengine", "jupyter"], ["local", "local"], ["testcluster", "batch"], ["testcluster", "debug"], ["vialogin", "debug"]])
 
 # The spawn page: this role's page templates (spawn.html, ...) in front of
 # JupyterHub's own, which they extend ("templates/spawn.html").
