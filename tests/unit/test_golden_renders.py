@@ -382,7 +382,7 @@ def test_the_proxy_and_apache_follow_the_hubs_subdomain_host(rendered: dict[str,
     for mode in sso_modes():
         lines = [line.strip() for line in rendered[f"010-hpcgw-gateway.subdomains.{mode}.conf"].splitlines()]
         domain = "hpcgw-gw.test" if mode == "basic" else "gw.example.org"
-        escaped = re.escape(domain).replace("-", "\\-")
+        escaped = domain.replace(".", "\\.").replace("-", "\\-")
         # Both vhosts (80 and 443) carry the wildcard.
         assert lines.count(f"ServerAlias *.{domain}") == 2, mode
         rewrite = lines.index("RewriteEngine On")
