@@ -71,6 +71,9 @@ http.server.HTTPServer(("127.0.0.1", {PROBE_PORT}), Echo).serve_forever()
 def _switch(on: bool) -> None:
     inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
     extra = ["-e", f"@{OPTION}"] if on else []
+    # The demo's logo path is relative to the play's directory (playbooks/ in
+    # site.yml); this play lives beside converge.yml.
+    extra += ["-e", f"jupyterhub_branding_logo_file={PROJECT}/inventories/demo/files/hpcgw-demo-logo.svg"]
     run = subprocess.run(
         ["ansible-playbook", "-i", inventory, str(PROJECT / "molecule" / "default" / "subdomains.yml"), *extra],
         capture_output=True, text=True, env=playbook_env(), check=False, timeout=600)
@@ -168,13 +171,18 @@ def test_alice_reaches_her_server_on_her_host_and_bob_does_not(
     assert alice_server["server"].get("url", "").startswith(f"https://alice.{DOMAIN}/jupyter/user/alice/"), alice_server
     status = f"https://alice.{DOMAIN}/jupyter/user/alice/api/status"
     try:
-        # alice: her host, the hub's OAuth on the hub's host, back on hers.
-        out = curl(f"-k -L --location-trusted -c /tmp/hpcgw-sub-a -b /tmp/hpcgw-sub-a -u alice:{PASSWORDS['alice']}",
-                   "-w '\\n%{http_code} %{url_effective}'", status)
-        body, last = out.rsplit("\n", 1)
-        assert last == f"200 {status}", out
-        assert "started" in json.loads(body), body
+        # alice: her host, the hub's OAuth on the hub's host, back on hers;
+        # then her server's API with its XSRF cookie, as JupyterLab calls it.
+        alice = f"-k -c /tmp/hpcgw-sub-a -b /tmp/hpcgw-sub-a -u alice:{PASSWORDS['alice']}"
+        out = curl(f"{alice} -L --location-trusted -o /dev/null -w '%{{url_effective}}'", status)
+        assert out == status, out
         jar = _jar(outside, "/tmp/hpcgw-sub-a")
+        xsrf = next((c["value"] for c in jar if c["name"] == "_xsrf" and c["domain"] == f"alice.{DOMAIN}"), "")
+        assert xsrf, jar
+        out = curl(f"{alice} -H 'X-XSRFToken: {xsrf}' -H 'Referer: https://alice.{DOMAIN}/jupyter/user/alice/'",
+                   "-w '\\n%{http_code}'", status)
+        body, code = out.rsplit("\n", 1)
+        assert code == "200" and "started" in json.loads(body), out
         hub_login = [c for c in jar if c["name"] == "__Host-jupyterhub-hub-login"]
         assert [(c["domain"], c["subdomains"]) for c in hub_login] == [(DOMAIN, "FALSE")], jar
         own = [c for c in jar if c["name"].startswith("__Host-jupyterhub-user-alice")]
