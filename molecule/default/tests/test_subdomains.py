@@ -170,12 +170,14 @@ def test_alice_reaches_her_server_on_her_host_and_bob_does_not(
         curl: Callable[..., str], outside: Host, alice_server: dict[str, Any]) -> None:
     assert alice_server["server"].get("url", "").startswith(f"https://alice.{DOMAIN}/jupyter/user/alice/"), alice_server
     status = f"https://alice.{DOMAIN}/jupyter/user/alice/api/status"
+    # A page (APIs answer 403 without a login, pages start the hub's OAuth).
+    page = f"https://alice.{DOMAIN}/jupyter/user/alice/files/.hpcgw-oauth-probe"
     try:
         # alice: her host, the hub's OAuth on the hub's host, back on hers;
         # then her server's API with its XSRF cookie, as JupyterLab calls it.
         alice = f"-k -c /tmp/hpcgw-sub-a -b /tmp/hpcgw-sub-a -u alice:{PASSWORDS['alice']}"
-        out = curl(f"{alice} -L --location-trusted -o /dev/null -w '%{{url_effective}}'", status)
-        assert out == status, out
+        out = curl(f"{alice} -L --location-trusted -o /dev/null -w '%{{http_code}} %{{url_effective}}'", page)
+        assert out == f"404 {page}", out  # back on her host, logged in (no such file)
         jar = _jar(outside, "/tmp/hpcgw-sub-a")
         xsrf = next((c["value"] for c in jar if c["name"] == "_xsrf" and c["domain"] == f"alice.{DOMAIN}"), "")
         assert xsrf, jar
@@ -190,13 +192,13 @@ def test_alice_reaches_her_server_on_her_host_and_bob_does_not(
 
         # bob, logged in on the hub, is refused by the hub's OAuth for her server.
         out = curl(f"-k -L --location-trusted -c /tmp/hpcgw-sub-b -b /tmp/hpcgw-sub-b -u bob:{PASSWORDS['bob']}",
-                   "-o /dev/null -w '%{http_code} %{url_effective}'", status)
+                   "-o /dev/null -w '%{http_code} %{url_effective}'", page)
         code, where = out.split(" ", 1)
         assert code == "403" and where.startswith(f"{HUB}/hub/api/oauth2/authorize"), out
         # His hub cookie, replayed on her host by hand, opens nothing there either.
         (bob_login,) = [c for c in _jar(outside, "/tmp/hpcgw-sub-b") if c["name"] == "__Host-jupyterhub-hub-login"]
         out = curl(f"-k -D - -o /dev/null -u bob:{PASSWORDS['bob']}",
-                   f"-H 'Cookie: __Host-jupyterhub-hub-login={bob_login['value']}'", status)
+                   f"-H 'Cookie: __Host-jupyterhub-hub-login={bob_login['value']}'", page)
         assert out.split()[1] == "302" and f"location: {HUB}/hub/api/oauth2/authorize" in out.lower(), out
     finally:
         outside.run("rm -f /tmp/hpcgw-sub-a /tmp/hpcgw-sub-b")
