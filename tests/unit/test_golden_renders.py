@@ -76,6 +76,7 @@ VHOST_VARS = {
 
 
 TEST_INSTANCE = yaml.safe_load((ROOT / "inventories/demo/instances/test.yml").read_text())
+SUBDOMAINS = yaml.safe_load((ROOT / "inventories/demo/options/subdomains.yml").read_text())
 
 
 def sso_modes() -> list[str]:
@@ -121,6 +122,17 @@ def cases() -> list[Case]:
     out += gateway_files("instance-test", test)
     out.append(Case("jupyterhub.instance-test.service", "roles/jupyterhub/templates/jupyterhub.service.j2", test))
     out.append(Case("hpcgw-instance-routes.test.conf", f"{APACHE}/010-hpcgw-gateway.conf.j2", {**test, **VHOST_VARS}))
+    # Per-user subdomains (jupyterhub_subdomain_host): the demo with its option
+    # file (hub, proxy, Apache in the demo's basic mode) and every other SSO mode.
+    subdomains = {**inventory_vars(INVENTORIES["demo"], "gateway"), **SUBDOMAINS}
+    out.append(Case("jupyterhub_config.subdomains.py", JUPYTERHUB_CONFIG, subdomains))
+    out.append(Case("configurable-http-proxy.subdomains.service", CHP_UNIT, subdomains))
+    for mode in sso_modes():
+        data = {**VHOST_VARS, **SSO_VARS.get(mode, {}), "gateway_apache_sso": mode, "jupyterhub_base_url": "/jupyter/",
+                "jupyterhub_subdomain_host": "https://gw.example.org"}
+        if mode == "basic":
+            data = {**subdomains, **VHOST_VARS, "gateway_apache_server_name": SUBDOMAINS["gateway_apache_server_name"]}
+        out.append(Case(f"010-hpcgw-gateway.subdomains.{mode}.conf", f"{APACHE}/010-hpcgw-gateway.conf.j2", data))
     return out
 
 
@@ -358,3 +370,45 @@ def test_the_scope_launcher_accepts_its_rendered_configuration(rendered: dict[st
     assert "\nMemoryMax=3G\n" in rendered["hpcgw-local.demo.slice"]
     assert "\nMemoryMax=75%\n" in rendered["hpcgw-local.example.slice"]
     assert "CPUQuota" not in rendered["hpcgw-local.demo.slice"]
+
+
+# --- per-user subdomains (jupyterhub_subdomain_host, role jupyterhub's) -----
+
+def test_the_proxy_and_apache_follow_the_hubs_subdomain_host(rendered: dict[str, str]) -> None:
+    """One setting: the hub gets subdomain_host with __Host- cookies, the
+    proxy routes by host, Apache serves *.<domain> with a redirect of
+    everything but the users' servers and the SSO's paths on users' hosts,
+    and without the setting none of it is there."""
+    config = rendered["jupyterhub_config.subdomains.py"]
+    assert 'c.JupyterHub.subdomain_host = "https://hpcgw-gw.test"\n' in config
+    assert "c.JupyterHub.cookie_host_prefix_enabled = True\n" in config
+    assert "--host-routing" in rendered["configurable-http-proxy.subdomains.service"]
+    for name in ("jupyterhub_config.demo.py", "configurable-http-proxy.demo.service"):
+        assert "subdomain_host" not in rendered[name] and "host-routing" not in rendered[name]
+        assert "cookie_host_prefix" not in rendered[name]
+    for mode in sso_modes():
+        lines = [line.strip() for line in rendered[f"010-hpcgw-gateway.subdomains.{mode}.conf"].splitlines()]
+        domain = "hpcgw-gw.test" if mode == "basic" else "gw.example.org"
+        escaped = domain.replace(".", "\\.").replace("-", "\\-")
+        # Both vhosts (80 and 443) carry the wildcard.
+        assert lines.count(f"ServerAlias *.{domain}") == 2, mode
+        rewrite = lines.index("RewriteEngine On")
+        assert lines[rewrite + 1] == f"RewriteCond %{{HTTP_HOST}} \\.{escaped}(:[0-9]+)?$ [NC]", mode
+        assert lines[rewrite + 2] == "RewriteCond %{REQUEST_URI} !^/jupyter/user/", mode
+        rule = next(i for i in range(rewrite, len(lines)) if lines[i].startswith("RewriteRule"))
+        assert lines[rule] == f"RewriteRule ^ https://{domain}%{{REQUEST_URI}} [R=302,L]", mode
+        # Before the proxying: every request of a user's host passes the rule first.
+        assert rule < lines.index("ProxyRequests Off")
+        (secret,) = [line for line in lines if SECRET in line]
+        assert secret.endswith(f'"expr=-n %{{REMOTE_USER}} && !(%{{HTTP_HOST}} =~ /\\.{escaped}(:[0-9]+)?$/i)"'), mode
+    openidc = rendered["010-hpcgw-gateway.subdomains.openidc.conf"]
+    assert "OIDCRedirectURI /oidc-redirect\n" in openidc
+    assert "RewriteCond %{REQUEST_URI} !^/oidc\\-redirect(/|$)\n" in openidc
+    basic = rendered["010-hpcgw-gateway.subdomains.basic.conf"]
+    assert "SessionDBDCookieName __Host-hpcgw_demo_session path=/;HttpOnly;Secure;SameSite=Lax" in basic
+    for path in ("login", "logout"):
+        assert f"RewriteCond %{{REQUEST_URI}} !^/hpcgw\\-{path}(/|$)\n" in basic
+    for mode in sso_modes():
+        for base in BASE_PATHS:
+            assert "RewriteEngine" not in rendered[vhost_name(mode, base)]
+            assert "ServerAlias *." not in rendered[vhost_name(mode, base)]

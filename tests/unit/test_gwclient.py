@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "molecule" / "shared" / "files"))
 
-from gwclient import Browser, normalize_base_path, prefix_of, split_base_path  # noqa: E402
+from gwclient import Browser, normalize_base_path, prefix_of, resolved_name, split_base_path  # noqa: E402
 
 
 @pytest.mark.parametrize(("raw", "want"), [
@@ -55,3 +55,15 @@ def test_old_positional_signature_still_works() -> None:
 ])
 def test_split_base_path(argv: list[str], rest: list[str], base_path: str) -> None:
     assert split_base_path(argv) == (rest, base_path)
+
+
+@pytest.mark.parametrize(("host", "spec", "want"), [
+    ("alice.hpcgw-gw.test", "hpcgw-gw.test=hpcgw-gw", "hpcgw-gw"),
+    ("hpcgw-gw.test", "hpcgw-gw.test=hpcgw-gw", "hpcgw-gw"),
+    ("ALICE.HPCGW-GW.TEST.", "hpcgw-gw.test=hpcgw-gw", "hpcgw-gw"),
+    ("evilhpcgw-gw.test", "hpcgw-gw.test=hpcgw-gw", "evilhpcgw-gw.test"),
+    ("hpcgw-gw", "hpcgw-gw.test=hpcgw-gw", "hpcgw-gw"),
+    ("alice.hpcgw-gw.test", "", "alice.hpcgw-gw.test"),
+])
+def test_resolved_name_maps_a_domain_and_the_names_below_it(host: str, spec: str, want: str) -> None:
+    assert resolved_name(host, spec) == want

@@ -845,3 +845,50 @@ def test_inconsistent_database_settings_stop_the_play(tmp_path: Path, good: dict
     groups["gateway"].update(change)
     result = run_playbook(VALIDATE, tmp_path, groups)
     _assert_refused(result, expected)
+
+
+# --- per-user subdomains (jupyterhub_subdomain_host; issue 9 item 4) --------
+
+SUBDOMAINS = load_vars("inventories/demo/options/subdomains.yml")
+
+
+def test_the_demos_subdomain_option_passes(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(SUBDOMAINS)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"jupyterhub_subdomain_host": "hpcgw-gw.test"}, "jupyterhub_subdomain_host must be empty (no per-user subdomains) or"),
+        ({"jupyterhub_subdomain_host": "http://hpcgw-gw.test"}, "got 'http://hpcgw-gw.test'"),
+        ({"jupyterhub_subdomain_host": "https://hpcgw-gw.test/"}, "got 'https://hpcgw-gw.test/'"),
+        ({"jupyterhub_subdomain_host": "https://hpcgw-gw.test:8443"}, "without port, path or trailing slash"),
+        ({"jupyterhub_subdomain_host": "https://hpcgw-gw", "gateway_apache_server_name": "hpcgw-gw"},
+         "got 'https://hpcgw-gw'"),
+        ({"jupyterhub_subdomain_host": "https://HPCGW-GW.test"}, "got 'https://HPCGW-GW.test'"),
+        ({"jupyterhub_subdomain_host": "https://10.0.0.5", "gateway_apache_server_name": "10.0.0.5"}, "an IP address has no subdomains"),
+        ({"jupyterhub_instance": "test", "jupyterhub_base_url": "/jupyter-test/", "jupyterhub_hub_port": 8091,
+          "chp_port": 8010, "chp_api_port": 8011},
+         "A test instance (jupyterhub_instance 'test') shares production's Apache site"),
+        ({"gateway_apache_server_name": "hpcgw-gw"},
+         "the hub's host (jupyterhub_subdomain_host 'https://hpcgw-gw.test', role jupyterhub) must be gateway_apache_server_name (got 'hpcgw-gw')"),
+        ({"gateway_apache_user_domain": "other.test"}, "leave gateway_apache_user_domain unset (it follows the hub; got 'other.test')"),
+        ({"chp_host_routing": False}, "chp_host_routing is False but jupyterhub_subdomain_host (role jupyterhub) is 'https://hpcgw-gw.test'"),
+    ],
+)
+def test_wrong_subdomain_settings_stop_the_play(tmp_path: Path, good: dict[str, Any], change: dict[str, Any],
+                                                expected: str) -> None:
+    groups = _groups(good)
+    groups["gateway"].update({**SUBDOMAINS, **change})
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    _assert_refused(result, expected)
+
+
+def test_host_routing_without_subdomains_stops_the_play(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"]["chp_host_routing"] = True
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    _assert_refused(result, "chp_host_routing is True but jupyterhub_subdomain_host (role jupyterhub) is ''")
