@@ -37,6 +37,11 @@ c.JupyterHub.last_activity_interval = 30
 
 # --- state and secrets ------------------------------------------------------
 c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite"
+# A new JupyterHub whose database schema is newer upgrades the database when
+# it starts (SQLite: JupyterHub first copies the file beside it, with the
+# time in its name; PostgreSQL: back it up before); without it the hub
+# refuses to start after such an upgrade. README, "Upgrading".
+c.JupyterHub.upgrade_db = True
 c.JupyterHub.cookie_secret_file = "/etc/jupyterhub/secrets/cookie_secret"
 c.JupyterHub.pid_file = "/var/lib/jupyterhub/jupyterhub.pid"
 c.JupyterHub.log_level = "INFO"
