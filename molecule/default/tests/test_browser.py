@@ -161,9 +161,11 @@ def test_browser_spawns_preset_runs_cell_on_compute_node_and_stops(
 
     names = {p.name for p in shots}
     assert {"spawn-form.png", "notebook.png", "desktop.png"} <= names, names
-    for name in ("spawn-form.png", "notebook.png", "desktop.png"):
+    # The desktop is a few flat areas (panel, one xterm): its PNG compresses to
+    # about 16 KB, where a blank page compresses to 2-3 KB.
+    for name, least in (("spawn-form.png", 20_000), ("notebook.png", 20_000), ("desktop.png", 8_000)):
         width, height, size = _png_size(ARTIFACTS / name)
-        assert width >= 1000 and height >= 600 and size > 20_000, f"{name}: {width}x{height}, {size} bytes"
+        assert width >= 1000 and height >= 600 and size > least, f"{name}: {width}x{height}, {size} bytes"
 
     assert wait_no_jobs(controller, USER) == [], "the stopped server left a SLURM job behind"
     assert controller.run(f"squeue -h -u {USER}").stdout.strip() == ""
