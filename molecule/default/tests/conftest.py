@@ -322,3 +322,30 @@ def spellings(name: str, cases: bool = True) -> list[str]:
     for part in parts[1:]:
         out = [prefix + sep + part for prefix in out for sep in ("-", "_")]
     return out + ([name.lower(), name.upper(), name.lower().replace("-", "_")] if cases else [])
+
+
+def header_echo_probe(port: int) -> str:
+    """A server (Python source) that echoes each request's path and headers as
+    JSON on 127.0.0.1:`port`. It runs as root on the gateway and never returns
+    the shared secret: a secret header's value is replaced by whether it equals
+    the hub's secret."""
+    return f"""
+import hmac, json, http.server
+SECRET = open("/etc/jupyterhub/secrets/gateway_secret").read().strip()
+class Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        pairs = []
+        for key, value in self.headers.items():
+            if key.lower().replace("_", "-") == "x-gateway-secret":
+                value = "<secret>" if hmac.compare_digest(value.encode(), SECRET.encode()) else "<other>"
+            pairs.append([key, value])
+        body = json.dumps({{"path": self.path, "headers": pairs}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", {port}), Echo).serve_forever()
+"""

@@ -9,33 +9,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import GATEWAY, ORIGIN, PASSWORDS, PREFIX, spellings, wait_until
+from conftest import GATEWAY, ORIGIN, PASSWORDS, PREFIX, header_echo_probe, spellings, wait_until
 
 PROBE_PORT = 18999
 USER_PROBE = f"{PREFIX}/user/hpcgw-probe"
-# Echoes the request's path and headers as JSON. It runs as root on the
-# gateway and never returns the shared secret: a secret header's value is
-# replaced by whether it equals the hub's secret.
-PROBE = f"""
-import hmac, json, http.server
-SECRET = open("/etc/jupyterhub/secrets/gateway_secret").read().strip()
-class Echo(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        pairs = []
-        for key, value in self.headers.items():
-            if key.lower().replace("_", "-") == "x-gateway-secret":
-                value = "<secret>" if hmac.compare_digest(value.encode(), SECRET.encode()) else "<other>"
-            pairs.append([key, value])
-        body = json.dumps({{"path": self.path, "headers": pairs}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", {PROBE_PORT}), Echo).serve_forever()
-"""
+PROBE = header_echo_probe(PROBE_PORT)
 
 
 def _proxy_api(gateway: Any, method: str, route: str, target: str = "") -> None:

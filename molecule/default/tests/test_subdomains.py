@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import PASSWORDS, playbook_env, wait_until
+from conftest import PASSWORDS, header_echo_probe, playbook_env, wait_until
 
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
 OPTION = PROJECT / "inventories" / "demo" / "options" / "subdomains.yml"
@@ -45,28 +45,7 @@ HUB = f"https://{DOMAIN}/jupyter"
 LOCAL = json.dumps({"profile": "local"})
 PROBE_USER = "hpcgw-probe"
 PROBE_PORT = 18998
-# Echoes the request's headers as JSON; a secret header's value is replaced
-# by whether it equals the hub's secret (never printed).
-PROBE = f"""
-import hmac, json, http.server
-SECRET = open("/etc/jupyterhub/secrets/gateway_secret").read().strip()
-class Echo(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        pairs = []
-        for key, value in self.headers.items():
-            if key.lower().replace("_", "-") == "x-gateway-secret":
-                value = "<secret>" if hmac.compare_digest(value.encode(), SECRET.encode()) else "<other>"
-            pairs.append([key, value])
-        body = json.dumps({{"path": self.path, "headers": pairs}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", {PROBE_PORT}), Echo).serve_forever()
-"""
+PROBE = header_echo_probe(PROBE_PORT)
 
 
 def _switch(on: bool) -> None:
