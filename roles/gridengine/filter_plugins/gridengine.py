@@ -103,31 +103,30 @@ def gridengine_objects(pes: list[Mapping[str, Any]], pe_defaults: Mapping[str, A
     return objects
 
 
+def _check_name(path: str, name: Any, seen: list[str], errors: list[str]) -> None:
+    """A Grid Engine object's name: well formed and not taken (added to `seen`)."""
+    if not isinstance(name, str) or not OBJECT_NAME.match(name):
+        errors.append(f"{path}.name must match {OBJECT_NAME.pattern} (got {name!r})")
+    elif name in seen:
+        errors.append(f"{path}.name: duplicate name {name!r}")
+    else:
+        seen.append(name)
+
+
 def gridengine_errors(pes: Any, queues: Any) -> list[str]:
     """What is wrong with the parallel environments and queues, naming the variable."""
     errors: list[str] = []
     pe_names: list[str] = []
     for i, pe in enumerate(pes if isinstance(pes, list) else []):
         name = pe.get("name") if isinstance(pe, Mapping) else None
-        if not isinstance(name, str) or not OBJECT_NAME.match(name):
-            errors.append(f"gridengine_parallel_environments[{i}].name must match {OBJECT_NAME.pattern} (got {name!r})")
-        elif name in pe_names:
-            errors.append(f"gridengine_parallel_environments[{i}].name: duplicate name {name!r}")
-        else:
-            pe_names.append(name)
+        _check_name(f"gridengine_parallel_environments[{i}]", name, pe_names, errors)
     queue_names: list[str] = []
     for i, queue in enumerate(queues if isinstance(queues, list) else []):
         path = f"gridengine_queues[{i}]"
         if not isinstance(queue, Mapping):
             errors.append(f"{path} must be a dict with name, slots, pe_list, hosts, config")
             continue
-        name = queue.get("name")
-        if not isinstance(name, str) or not OBJECT_NAME.match(name):
-            errors.append(f"{path}.name must match {OBJECT_NAME.pattern} (got {name!r})")
-        elif name in queue_names:
-            errors.append(f"{path}.name: duplicate name {name!r}")
-        else:
-            queue_names.append(name)
+        _check_name(path, queue.get("name"), queue_names, errors)
         slots = queue.get("slots", 1)
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             errors.append(f"{path}.slots must be a positive integer (got {slots!r})")
