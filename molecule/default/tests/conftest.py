@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -39,6 +40,9 @@ PASSWORDS = {
     "svcacct": "svcacct-test-pw",
     # a valid SSO login of a realm the hub does not allow (only EXAMPLE.ORG)
     "alice@OTHER.ORG": "other-test-pw",
+    # a bench account (group hpc-users): test_instance.py's user, whom no
+    # module of its window uses
+    "burst30": "burst-test-pw",
 }
 T = TypeVar("T")
 # Fault recovery times measured in this run: (fault, seconds), printed at the
@@ -94,8 +98,70 @@ def check_mode_run(timeout: float = 900) -> tuple[int, str]:
     return rc, _CHECK_MODE["log"].read_text()
 
 
+# A scenario that runs in a thread beside a window of other modules: the
+# upgrade of the test instance (test_instance.py, about 10 min of playbooks
+# and waits) changes nothing production's tests look at, so it runs beside
+# the modules of SCENARIO_WINDOW instead of after them. It starts with the
+# window's first test and its own test (moved after the window) waits for it
+# and reports its outcome. The window's modules neither restart production's
+# hub or proxy, run playbooks, stop a scheduler daemon nor cull idle servers
+# (each of those would break the scenario or its checks of production), and
+# none uses the scenario's user (SCENARIO_USER). The modules left out of the
+# window that sort inside it (test_operators_culler.py,
+# test_proxy_independent.py, test_slurm_cluster.py) run after the scenario's
+# test, and every module outside the window waits for the scenario first.
+SCENARIO_MODULE = "test_instance.py"
+SCENARIO_WINDOW = (
+    "test_local_scope.py", "test_metrics.py", "test_modules.py", "test_named_servers.py",
+    "test_notebook_env.py", "test_operators_audit.py", "test_operators_rights.py", "test_parallel.py",
+    "test_privilege.py", "test_secrets.py", "test_server_proxy.py", "test_spawn_accounts.py",
+    "test_spawn_failures.py", "test_spawn_form.py", "test_spawn_slurm.py",
+)
+_SCENARIO: dict[str, Any] = {}
+_SCENARIO_FUNCTIONS: dict[str, Callable[[], None]] = {}
+
+
+def background_scenario(function: Callable[[], None]) -> Callable[[], None]:
+    """Register the scenario of the module that defines `function`."""
+    _SCENARIO_FUNCTIONS[Path(function.__code__.co_filename).name] = function
+    return function
+
+
+def _start_scenario(module: str) -> None:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            _SCENARIO_FUNCTIONS[module]()
+        except BaseException as exc:  # reported by the module's test, where it belongs
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"scenario-{module}", daemon=True)
+    _SCENARIO.update(module=module, thread=thread, outcome=outcome, started=time.monotonic())
+    thread.start()
+
+
+def _wait_scenario(timeout: float = 1800) -> None:
+    thread = _SCENARIO.get("thread")
+    if thread is not None:
+        thread.join(timeout)
+
+
+def run_scenario(module: str) -> None:
+    """The test of a scenario module: wait for its background run (or run it
+    now, when the window's modules were not selected) and raise what it raised."""
+    if not _SCENARIO:
+        _SCENARIO_FUNCTIONS[module]()
+        return
+    _wait_scenario()
+    assert not _SCENARIO["thread"].is_alive(), f"{module}'s scenario still runs after 30 min"
+    print(f"{module}: scenario ran beside the window for {time.monotonic() - _SCENARIO['started']:.0f} s")
+    if "error" in _SCENARIO["outcome"]:
+        raise _SCENARIO["outcome"]["error"]
+
+
 @pytest.fixture(autouse=True)
-def _check_mode_overlap(request: pytest.FixtureRequest) -> None:
+def _background_work(request: pytest.FixtureRequest) -> None:
     module = Path(str(request.node.fspath)).name
     if module in CHECK_MODE_OVERLAP:
         if CHECK_MODE_MODULE in _SELECTED and not _CHECK_MODE:
@@ -105,10 +171,26 @@ def _check_mode_overlap(request: pytest.FixtureRequest) -> None:
                     _check_mode_command(), stdout=out, stderr=subprocess.STDOUT, text=True, env=playbook_env()))
     elif _CHECK_MODE and _CHECK_MODE["process"].poll() is None:
         _CHECK_MODE["process"].wait(timeout=900)
+    if module in SCENARIO_WINDOW:
+        if SCENARIO_MODULE in _SELECTED and SCENARIO_MODULE in _SCENARIO_FUNCTIONS and not _SCENARIO:
+            _start_scenario(SCENARIO_MODULE)
+    elif module != SCENARIO_MODULE:
+        _wait_scenario()
+
+
+def _module_rank(module: str) -> int:
+    """Where a module runs: before the window, in it, the scenario's test, after."""
+    if module in SCENARIO_WINDOW:
+        return 1
+    if module == SCENARIO_MODULE:
+        return 2
+    return 0 if module < SCENARIO_WINDOW[0] and module != SCENARIO_MODULE else 3
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Start the background playbook of every selected module that owns one."""
+    """Order the modules around the scenario's window (stable otherwise) and
+    start the background playbook of every selected module that owns one."""
+    items.sort(key=lambda item: _module_rank(Path(str(item.fspath)).name))
     selected = {Path(str(item.fspath)).name for item in items}
     _SELECTED.update(selected)
     scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "."))
@@ -173,7 +255,7 @@ def seconds_until(probe: Callable[[], T], seconds: float, interval: float = 0.5)
     return (time.monotonic() - began if value else float("inf")), value
 
 
-def _host(name: str) -> Host:
+def container_host(name: str) -> Host:
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
 
@@ -185,7 +267,7 @@ def node() -> Callable[[str], Host]:
 
     def get(name: str) -> Host:
         if name not in cache:
-            cache[name] = _host(name)
+            cache[name] = container_host(name)
         return cache[name]
 
     return get
@@ -252,19 +334,24 @@ def completed_jobs(controller: Host, user: str) -> list[dict[str, str]]:
             for line in log.content_string.splitlines() if f"UserId={user}(" in line]
 
 
-@pytest.fixture(scope="module")
-def client(controller: Host) -> Callable[..., dict[str, Any]]:
+def spawn_client(controller: Host, base: str = BASE) -> Callable[..., dict[str, Any]]:
     """client(command, user, *args): spawnclient.py on the controller, as a
-    user's browser through Apache; returns its JSON result."""
+    user's browser through Apache to the hub under `base`; returns its JSON result."""
     def call(command: str, user: str, *args: str) -> dict[str, Any]:
         cmd = controller.run(
             "python3 /usr/local/bin/spawnclient.py "
-            + " ".join(shlex.quote(a) for a in (command, BASE, user, PASSWORDS[user], *args))
+            + " ".join(shlex.quote(a) for a in (command, base, user, PASSWORDS[user], *args))
         )
         assert cmd.rc == 0, cmd.stderr
         return json.loads(cmd.stdout.strip().splitlines()[-1])
 
     return call
+
+
+@pytest.fixture(scope="module")
+def client(controller: Host) -> Callable[..., dict[str, Any]]:
+    """spawn_client through the demo's production hub."""
+    return spawn_client(controller)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@
 inventories/demo/instances/test.yml sets jupyterhub_db_backend: postgresql
 (Debian's server on the gateway, database jupyterhub_test owned by the role
 jupyterhub-test, peer authentication). test_instance.py converges that
-instance and spawns alice on it; it calls these checks at two points:
+instance and spawns its user on it; it calls these checks at two points:
 
-check_state_in_postgresql: while alice's server runs on the test instance,
-the hub's database is PostgreSQL (no SQLite file; alice's row and her
+check_state_in_postgresql: while the user's server runs on the test instance,
+the hub's database is PostgreSQL (no SQLite file; her row and her
 running server in psql); the backup unit dumps it online (the hub keeps its
 PID, the archive holds jupyterhub.pgdump); the schema is then wiped under
-the stopped hub and playbooks/restore.yml restores the dump: alice's running
+the stopped hub and playbooks/restore.yml restores the dump: her running
 server is known again and the same job runs her code through the restarted
 hub.
 
@@ -31,9 +31,12 @@ HUB = "jupyterhub-test.service"
 BACKUP_DIR = "/var/backups/jupyterhub-test"
 CONFIG = "/etc/jupyterhub-test/jupyterhub_config.py"
 SQLITE = "/var/lib/jupyterhub-test/jupyterhub.sqlite"
-# alice's default server: her user row and the spawner row holding a running server.
-ALICE_RUNNING = ("SELECT u.name || ':' || (s.server_id IS NOT NULL) FROM users u JOIN spawners s ON s.user_id = u.id"
-                 " WHERE u.name = 'alice' AND s.name = ''")
+
+
+def _running(user: str) -> str:
+    """The user's default server: her user row and the spawner row holding a running server."""
+    return ("SELECT u.name || ':' || (s.server_id IS NOT NULL) FROM users u JOIN spawners s ON s.user_id = u.id"
+            f" WHERE u.name = '{user}' AND s.name = ''")
 
 
 def psql(gateway: Host, sql: str, database: str = DB) -> str:
@@ -46,11 +49,11 @@ def _hub_pid(gateway: Host) -> str:
 
 
 def check_state_in_postgresql(gateway: Host, playbook: Callable[..., subprocess.CompletedProcess[str]],
-                              run_code: Callable[[], dict[str, Any]]) -> None:
+                              run_code: Callable[[], dict[str, Any]], user: str) -> None:
     config = gateway.file(CONFIG).content_string
     assert f'c.JupyterHub.db_url = "postgresql+psycopg2://{ROLE}@/{DB}?host=/run/postgresql&port=5432"' in config
     assert not gateway.file(SQLITE).exists
-    assert psql(gateway, ALICE_RUNNING) == "alice:true"
+    assert psql(gateway, _running(user)) == f"{user}:true"
     assert psql(gateway, f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{DB}'", "postgres") == ROLE
 
     # Online backup: a pg_dump, the hub untouched.
@@ -69,8 +72,8 @@ def check_state_in_postgresql(gateway: Host, playbook: Callable[..., subprocess.
     assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
     assert "jupyterhub.pgdump, cookie_secret" in " ".join((restored.stdout + restored.stderr).split()), restored.stdout[-3000:]
     assert gateway.service(HUB).is_running and _hub_pid(gateway) != pid
-    # The restarted hub knows alice's running server again; the same job runs her code.
-    assert psql(gateway, ALICE_RUNNING) == "alice:true"
+    # The restarted hub knows her running server again; the same job runs her code.
+    assert psql(gateway, _running(user)) == f"{user}:true"
     ran = run_code()
     assert "42" in str(ran), ran
 

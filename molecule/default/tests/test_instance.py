@@ -5,11 +5,11 @@ The demo's test instance (inventories/demo/instances/test.yml: jupyterhub_instan
 test, hub port 8091, proxy 8010/8011, base path /jupyter-test/) is converged
 with the gateway play only, next to the production gateway the scenario
 converged, by the PREVIOUS RELEASE of this bundle (commit PREVIOUS_RELEASE of
-this repository, its own roles and demo inventory). alice spawns on each
+this repository, its own roles and demo inventory). She (USER) spawns on each
 instance through Apache (her two jobs carry each instance's own mark). Then
 the upgrade, as README "Upgrading" tells an operator to do it: `--check
 --diff` of the current tree lists what will change and changes nothing; the
-current tree's converge keeps alice's server and job on the test instance
+current tree's converge keeps her server and job on the test instance
 (same job, her code still runs) and records the new release; a restart of
 the test hub and a second converge change nothing. The instance then
 switches to PostgreSQL (its demo setting) the documented way: her server
@@ -20,6 +20,12 @@ stay as they were throughout.
 playbooks/remove_instance.yml then removes the test instance (its job, units,
 accounts, directories, sudo file, launcher, Apache routes, record) and
 production still answers. No job is left behind.
+
+"She" is USER, a bench account: the scenario runs in the background beside
+the modules of conftest.SCENARIO_WINDOW, which spawn alice and bob on
+production meanwhile (so production also serves other users' spawns while
+its test instance is installed, upgraded, switched and removed), and none of
+them uses USER. The test below waits for it and reports its outcome.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import tarfile
+import tempfile
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
@@ -38,8 +44,11 @@ import pytest
 import yaml
 from testinfra.host import Host
 
-from conftest import ORIGIN, PASSWORDS, playbook_env, user_jobs, wait_job_gone, wait_until
+from conftest import (CONTROLLER, GATEWAY, ORIGIN, PASSWORDS, background_scenario, container_host, playbook_env,
+                      run_scenario, spawn_client, user_jobs, wait_job_gone, wait_until)
 from instance_postgresql import check_database_dropped, check_state_in_postgresql
+
+USER = "burst30"
 
 PRESET = json.dumps({"profile": "debug-1c"})
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
@@ -147,22 +156,31 @@ def _job_mark(gateway: Host, job_id: str) -> str:
     return gateway.check_output(f"squeue -h -j {job_id} -o %k").strip()
 
 
-def _test_client(controller: Host, command: str, *args: str) -> dict[str, Any]:
-    """spawnclient against the test instance's base path (through the same Apache)."""
-    cmd = controller.run("python3 /usr/local/bin/spawnclient.py "
-                         + " ".join(shlex.quote(a) for a in (command, TEST_BASE, "alice", PASSWORDS["alice"], *args)))
-    assert cmd.rc == 0, cmd.stderr
-    return json.loads(cmd.stdout.strip().splitlines()[-1])
+@background_scenario
+def upgrade_beside_production() -> None:
+    gateway, controller = container_host(GATEWAY), container_host(CONTROLLER)
+    production, on_instance = spawn_client(controller), spawn_client(controller, TEST_BASE)
+
+    def client(command: str, *args: str) -> dict[str, Any]:
+        return production(command, USER, *args)
+
+    def test_client(command: str, *args: str) -> dict[str, Any]:
+        return on_instance(command, USER, *args)
+
+    assert wait_until(lambda: not user_jobs(gateway, USER), 90), f"{USER} has a job from an earlier run"
+    with tempfile.TemporaryDirectory(prefix="hpcgw-previous-") as tmp:
+        _upgrade(gateway, controller, client, test_client, _previous_release(Path(tmp)))
 
 
-def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
-    client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, quiet: None,
-    tmp_path: Path,
-) -> None:
-    previous = _previous_release(tmp_path)
-    started = client("start", "alice", PRESET)
+def test_a_test_instance_upgraded_from_the_previous_release_beside_production() -> None:
+    run_scenario(Path(__file__).name)
+
+
+def _upgrade(gateway: Host, controller: Host, client: Callable[..., dict[str, Any]],
+             test_client: Callable[..., dict[str, Any]], previous: Path) -> None:
+    started = client("start", PRESET)
     assert started.get("ready") is True, started
-    (prod_job, _, _, _), = user_jobs(gateway, "alice")
+    (prod_job, _, _, _), = user_jobs(gateway, USER)
     assert _job_mark(gateway, prod_job) == "hpcgw:hpcgw-gw"
     before = _production(gateway)
     test_job = ""
@@ -174,12 +192,12 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         assert gateway.user("jupyterhub-test").exists and gateway.user("chp-test").exists
         assert "release" not in _record(gateway)
 
-        # alice on the test instance: her own server there, a second job with the test mark.
-        on_test = _test_client(controller, "start", PRESET)
+        # She on the test instance: her own server there, a second job with the test mark.
+        on_test = test_client("start", PRESET)
         assert on_test.get("ready") is True, on_test
-        test_job = next(j for j, *_ in user_jobs(gateway, "alice") if j != prod_job)
+        test_job = next(j for j, *_ in user_jobs(gateway, USER) if j != prod_job)
         assert _job_mark(gateway, test_job) == "hpcgw:hpcgw-gw-test"
-        ran = _test_client(controller, "run", "print(6 * 7)")
+        ran = test_client("run", "print(6 * 7)")
         assert "42" in str(ran), ran
 
         # Upgrade, keeping the instance's SQLite database (the previous
@@ -191,30 +209,30 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         # ... the current tree's converge keeps her server and its job ...
         _converge_test_instance(*KEEP_SQLITE)
         assert _record(gateway)["release"] == CURRENT_RELEASE
-        assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
-        ran = _test_client(controller, "run", "print(6 * 7)")
+        assert test_job in [j for j, *_ in user_jobs(gateway, USER)]
+        ran = test_client("run", "print(6 * 7)")
         assert "42" in str(ran), ran
         # ... and a restart of the test hub and a second run change nothing.
         gateway.check_output("systemctl restart jupyterhub-test.service")
         assert _gateway_changes(_converge_test_instance(*KEEP_SQLITE)) == 0
         assert _production(gateway) == before
-        assert prod_job in [j for j, *_ in user_jobs(gateway, "alice")]
-        assert test_job in [j for j, *_ in user_jobs(gateway, "alice")]
-        ran = client("run", "alice", "print(6 * 7)")
+        assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
+        assert test_job in [j for j, *_ in user_jobs(gateway, USER)]
+        ran = client("run", "print(6 * 7)")
         assert "42" in str(ran), ran
 
         # Then the switch to PostgreSQL (instances/test.yml), the documented
         # way: her server stopped, the SQLite file moved aside, a converge.
-        assert _test_client(controller, "stop").get("stopped") is True
+        assert test_client("stop").get("stopped") is True
         assert wait_job_gone(gateway, test_job), f"the test instance's job {test_job} is still there"
         test_job = ""
         gateway.check_output(f"mv {TEST_SQLITE} {TEST_SQLITE}.before-postgresql")
         _converge_test_instance()
-        on_test = _test_client(controller, "start", PRESET)
+        on_test = test_client("start", PRESET)
         assert on_test.get("ready") is True, on_test
-        test_job = next(j for j, *_ in user_jobs(gateway, "alice") if j != prod_job)
+        test_job = next(j for j, *_ in user_jobs(gateway, USER) if j != prod_job)
         # Its hub's rows in PostgreSQL, backed up and restored under her server.
-        check_state_in_postgresql(gateway, _playbook, lambda: _test_client(controller, "run", "print(6 * 7)"))
+        check_state_in_postgresql(gateway, _playbook, lambda: test_client("run", "print(6 * 7)"), USER)
         assert _production(gateway) == before
 
         # Remove the test instance: nothing of it is left, production answers.
@@ -229,16 +247,16 @@ def test_a_test_instance_upgraded_from_the_previous_release_beside_production(
         units = gateway.check_output("systemctl list-units --all --plain --no-legend 'jupyterhub-test*' 'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
         assert units.strip() == ""
         assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))
-        gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u alice:{PASSWORDS['alice']} {TEST_BASE}/hub/api")
+        gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u {USER}:{PASSWORDS[USER]} {TEST_BASE}/hub/api")
         assert gone.stdout.strip() == "404", gone.stdout
         assert _production(gateway) == before
-        assert prod_job in [j for j, *_ in user_jobs(gateway, "alice")]
-        ran = client("run", "alice", "print(6 * 7)")
+        assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
+        ran = client("run", "print(6 * 7)")
         assert "42" in str(ran), ran
     finally:
         if test_job:
             gateway.run(f"scancel {test_job}")
         if gateway.file("/etc/hpcgw/instances/test.json").exists:
             _playbook("playbooks/remove_instance.yml")
-        assert client("stop", "alice").get("stopped") is True
-        wait_until(lambda: not user_jobs(gateway, "alice"), 90)
+        assert client("stop").get("stopped") is True
+        wait_until(lambda: not user_jobs(gateway, USER), 90)

@@ -92,7 +92,10 @@ def start(browser: Browser, form: dict[str, str], server_name: str = "") -> dict
     started = time.monotonic()
     while time.monotonic() - started < 300:  # above the hub's start_timeout
         server = server_of(browser, server_name)
-        if server.get("ready") or (not server and time.monotonic() - started > 5):
+        # A refused form starts nothing: the hub answers the POST only after
+        # it registered a spawn it accepted, so no server now means none.
+        # Any other answer without a server gets 5 s to show one.
+        if server.get("ready") or (not server and (refused or time.monotonic() - started > 5)):
             break
         time.sleep(0.25)
     server = server_of(browser, server_name)
