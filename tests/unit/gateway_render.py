@@ -51,6 +51,8 @@ FACTS: dict[str, Any] = {
         "chp": ["x", "997", "997", "", "/nonexistent", "/usr/sbin/nologin"],
         "slurm": ["x", "64030", "64030", "", "/nonexistent", "/usr/sbin/nologin"],
         "svcacct": ["x", "900", "900", "", "/home/svcacct", "/bin/bash"],
+        # a system account whose primary group is the users' group
+        "svcbatch": ["x", "901", "30000", "", "/nonexistent", "/usr/sbin/nologin"],
         "alice": ["x", "20001", "20001", "", "/home/alice", "/bin/bash"],
         "bob": ["x", "20002", "20002", "", "/home/bob", "/bin/bash"],
     },

@@ -218,11 +218,21 @@ def test_vhost_drops_client_identity_headers_before_setting_them(rendered: dict[
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES if ".sudoers" in c.name])
-def test_sudo_rules_refuse_the_system_accounts(rendered: dict[str, str], name: str) -> None:
-    # The role task's own vars (the getent result) reached the template.
-    system = [user for user, entry in FACTS["getent_passwd"].items() if int(entry[1]) < 1000]
+def test_sudo_rules_refuse_the_system_accounts_of_the_users_group(rendered: dict[str, str], name: str) -> None:
+    # The role task's own vars (the getent results) reached the template: the
+    # system accounts in the group (by its list: svcacct; by their primary
+    # group: svcbatch) are refused by name; the others are outside the group
+    # and not named (a package adding one changes nothing here) unless blocked.
     runas = next(line for line in rendered[name].splitlines() if line.startswith("Runas_Alias"))
-    assert system and all(f"!{user}" in runas.replace(",", " ").split() for user in system), runas
+    words = runas.replace(",", " ").split()
+    group = next(w for w in words if w.startswith("%"))[1:]
+    _, gid, members = FACTS["getent_group"].get(group, ["", "-1", ""])
+    in_group = {user for user, entry in FACTS["getent_passwd"].items()
+                if int(entry[1]) < 1000 and (user in members.split(",") or entry[2] == gid)}
+    assert in_group == ({"svcacct", "svcbatch"} if group == "hpcgw-users" else set()), (group, in_group)
+    assert all(f"!{user}" in words for user in in_group), runas
+    assert not {"!munge", "!slurm", "!_shibd", "!chp"} & set(words), runas
+    assert "!#0" in words and "!jupyterhub" in words, runas  # uid 0 and the hub itself, always
 
 
 # --- one owner per fact (issue 14) ------------------------------------------
