@@ -389,8 +389,8 @@ def test_the_notebook_side_follows_the_hubs_version(tmp_path: Path, good: dict[s
     [
         ({}, {"notebook_env_jupyterhub_version": "6.1.1"},
          "notebook_env_jupyterhub_version is no longer used: the notebook side always installs the hub's version, jupyterhub_version"),
-        ({"jupyterhub_version": "6.1.2"}, {},
-         "jupyterhub_version: notebook_nodes-host installs 6.1.1 for the single-user servers but gateway gateway-host runs the hub 6.1.2"),
+        ({"jupyterhub_version": "5.5.4"}, {},
+         "jupyterhub_version: notebook_nodes-host installs 6.1.1 for the single-user servers but gateway gateway-host runs the hub 5.5.4"),
     ],
 )
 def test_a_second_jupyterhub_version_is_refused(tmp_path: Path, good: dict[str, Any], gateway: dict[str, Any],
@@ -399,6 +399,28 @@ def test_a_second_jupyterhub_version_is_refused(tmp_path: Path, good: dict[str, 
     groups["gateway"].update(gateway)
     result = run_playbook(VALIDATE, tmp_path, groups)
     _assert_refused(result, expected)
+
+
+def test_the_previous_majors_release_passes_on_both_sides(tmp_path: Path, good: dict[str, Any]) -> None:
+    """JupyterHub 5.5.4 (the previous major's lock files) on the hub and the nodes."""
+    groups = _with_notebook_nodes(_groups(good), jupyterhub_version="5.5.4")
+    groups["gateway"].update(jupyterhub_version="5.5.4")
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", ["6.1.2", "5.5.3", "7.0.0"])
+def test_a_release_without_a_lock_file_is_refused(tmp_path: Path, good: dict[str, Any], version: str) -> None:
+    """pip would refuse it against the lock, after the run changed other
+    things: the hub's side (a gateway alone) and the nodes' side say so first."""
+    groups = _groups(good)
+    groups["gateway"].update(jupyterhub_version=version)
+    result = run_playbook(VALIDATE, tmp_path, groups)
+    _assert_refused(result, "jupyterhub_version must be a release this bundle has a lock file for (6.1.1, 5.5.4: the current and "
+                            f"the previous major; all >= 5.5.1, the 2026 advisories) and the spawners pinned to batchspawner 1.3.0 / "
+                            f'wrapspawner 1.0.1 (got jupyterhub_version "{version}"')
+    result = run_playbook(VALIDATE, tmp_path, _with_notebook_nodes(_groups(good), jupyterhub_version=version))
+    _assert_refused(result, f'notebook_env: jupyterhub_version must be a release this role has a lock file for (6.1.1, 5.5.4; got "{version}")')
 
 
 # --- checks that passed what cannot work (issue 14) --------------------------

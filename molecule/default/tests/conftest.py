@@ -69,15 +69,14 @@ def playbook_env() -> dict[str, str]:
 # The check-mode run of site.yml (test_zz_check_mode.py, 2-3 min of CPU)
 # starts in the background when the first test of these modules begins: they
 # wait on batch jobs or send requests and change no file, package, account
-# or service of the cluster, so the run sees the
-# converged state as it would at the end. Any other test waits for it to finish before it starts
-# (a stopped daemon or a re-converge under it would be a false change).
+# or service of the cluster (the window's test_spawn_accounts.py stops
+# slurmdbd; test_usage_report.py starts the report's service), so the run
+# sees the converged state as it would at the end. Any other test waits for
+# it to finish before it starts (a stopped daemon or a re-converge under it
+# would be a false change). The scenarios may run beside it: a test
+# instance's accounts, packages and files change nothing of production's
+# (the sudo rules name only the system accounts in the users' group).
 CHECK_MODE_MODULE = "test_zz_check_mode.py"
-# It must run before test_instance.py: that test installs PostgreSQL on the
-# gateway for its test instance, and the new system account "postgres"
-# changes production's sudo rules (they refuse every system account), which a
-# check mode after it reports as a change (CI run of 2026-11-26, 11:34).
-CHECK_MODE_OVERLAP = {"test_gridengine.py", "test_groups.py"}
 _CHECK_MODE: dict[str, Any] = {}
 _SELECTED: set[str] = set()
 
@@ -98,26 +97,34 @@ def check_mode_run(timeout: float = 900) -> tuple[int, str]:
     return rc, _CHECK_MODE["log"].read_text()
 
 
-# A scenario that runs in a thread beside a window of other modules: the
-# upgrade of the test instance (test_instance.py, about 10 min of playbooks
-# and waits) changes nothing production's tests look at, so it runs beside
-# the modules of SCENARIO_WINDOW instead of after them. It starts with the
-# window's first test and its own test (moved after the window) waits for it
-# and reports its outcome. The window's modules neither restart production's
-# hub or proxy, run playbooks, stop a scheduler daemon nor cull idle servers
-# (each of those would break the scenario or its checks of production), and
-# none uses the scenario's user (SCENARIO_USER). The modules left out of the
-# window that sort inside it (test_operators_culler.py,
-# test_proxy_independent.py, test_slurm_cluster.py) run after the scenario's
-# test, and every module outside the window waits for the scenario first.
-SCENARIO_MODULE = "test_instance.py"
+# Scenarios that run in threads beside a window of other modules, instead
+# of after them: the upgrade of the test instance and the previous
+# JupyterHub major on it (test_instance.py, about 15 min of playbooks and
+# waits) and a server reaching its walltime (test_walltime.py, minutes of
+# waiting). They start with the window's first test; each scenario's own
+# test runs after the window, waits for it and reports its outcome.
+#
+# The window's modules neither restart production's hub or proxy, run
+# playbooks, stop slurmctld or munge nor cull idle servers (each of those
+# would break a scenario or its checks of production), and none uses a
+# scenario's user (the bench accounts burst29 and burst30). The modules
+# that do run before the window (BEFORE_WINDOW: they restore, re-converge
+# and kill the hub) or after the scenarios' tests (every module in neither
+# list, in name order).
+BEFORE_WINDOW = ("test_backup_restore.py", "test_branding.py", "test_faults.py")
+SCENARIO_MODULES = ("test_instance.py", "test_walltime.py")
 SCENARIO_WINDOW = (
-    "test_local_scope.py", "test_metrics.py", "test_modules.py", "test_named_servers.py",
-    "test_notebook_env.py", "test_operators_audit.py", "test_operators_rights.py", "test_parallel.py",
-    "test_privilege.py", "test_secrets.py", "test_server_proxy.py", "test_spawn_accounts.py",
-    "test_spawn_failures.py", "test_spawn_form.py", "test_spawn_slurm.py",
+    "test_access_policy.py", "test_base_path.py", "test_browser.py", "test_demo_login.py", "test_demo_url.py",
+    "test_desktop.py", "test_e2e.py", "test_forged_headers.py", "test_gridengine.py", "test_groups.py",
+    "test_local_scope.py", "test_metrics.py", "test_modules.py", "test_named_servers.py", "test_notebook_env.py",
+    "test_operators_audit.py", "test_operators_rights.py", "test_parallel.py", "test_privilege.py",
+    "test_secrets.py", "test_server_proxy.py", "test_sudo_runas.py", "test_tls_http.py", "test_firewalled_nodes.py",
+    "test_spawn_failures.py", "test_spawn_form.py", "test_spawn_slurm.py", "test_spawn_accounts.py",
+    "test_usage_report.py",
 )
-_SCENARIO: dict[str, Any] = {}
+# The window's modules the check mode may run beside (see above).
+CHECK_MODE_OVERLAP = set(SCENARIO_WINDOW) - {"test_spawn_accounts.py", "test_usage_report.py"}
+_SCENARIOS: dict[str, dict[str, Any]] = {}
 _SCENARIO_FUNCTIONS: dict[str, Callable[[], None]] = {}
 
 
@@ -137,27 +144,27 @@ def _start_scenario(module: str) -> None:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, name=f"scenario-{module}", daemon=True)
-    _SCENARIO.update(module=module, thread=thread, outcome=outcome, started=time.monotonic())
+    _SCENARIOS[module] = {"thread": thread, "outcome": outcome, "started": time.monotonic()}
     thread.start()
 
 
-def _wait_scenario(timeout: float = 1800) -> None:
-    thread = _SCENARIO.get("thread")
-    if thread is not None:
-        thread.join(timeout)
+def _wait_scenarios(timeout: float = 2400) -> None:
+    for scenario in _SCENARIOS.values():
+        scenario["thread"].join(timeout)
 
 
 def run_scenario(module: str) -> None:
     """The test of a scenario module: wait for its background run (or run it
     now, when the window's modules were not selected) and raise what it raised."""
-    if not _SCENARIO:
+    if module not in _SCENARIOS:
         _SCENARIO_FUNCTIONS[module]()
         return
-    _wait_scenario()
-    assert not _SCENARIO["thread"].is_alive(), f"{module}'s scenario still runs after 30 min"
-    print(f"{module}: scenario ran beside the window for {time.monotonic() - _SCENARIO['started']:.0f} s")
-    if "error" in _SCENARIO["outcome"]:
-        raise _SCENARIO["outcome"]["error"]
+    scenario = _SCENARIOS[module]
+    scenario["thread"].join(2400)
+    assert not scenario["thread"].is_alive(), f"{module}'s scenario still runs after 40 min"
+    print(f"{module}: the scenario ran beside the window; {time.monotonic() - scenario['started']:.0f} s since it began")
+    if "error" in scenario["outcome"]:
+        raise scenario["outcome"]["error"]
 
 
 @pytest.fixture(autouse=True)
@@ -172,19 +179,20 @@ def _background_work(request: pytest.FixtureRequest) -> None:
     elif _CHECK_MODE and _CHECK_MODE["process"].poll() is None:
         _CHECK_MODE["process"].wait(timeout=900)
     if module in SCENARIO_WINDOW:
-        if SCENARIO_MODULE in _SELECTED and SCENARIO_MODULE in _SCENARIO_FUNCTIONS and not _SCENARIO:
-            _start_scenario(SCENARIO_MODULE)
-    elif module != SCENARIO_MODULE:
-        _wait_scenario()
+        for scenario in SCENARIO_MODULES:
+            if scenario in _SELECTED and scenario in _SCENARIO_FUNCTIONS and scenario not in _SCENARIOS:
+                _start_scenario(scenario)
+    elif module not in SCENARIO_MODULES:
+        _wait_scenarios()
 
 
 def _module_rank(module: str) -> int:
-    """Where a module runs: before the window, in it, the scenario's test, after."""
+    """Where a module runs: before the window, in it, the scenarios' tests, after."""
+    if module in BEFORE_WINDOW:
+        return 0
     if module in SCENARIO_WINDOW:
         return 1
-    if module == SCENARIO_MODULE:
-        return 2
-    return 0 if module < SCENARIO_WINDOW[0] and module != SCENARIO_MODULE else 3
+    return 2 if module in SCENARIO_MODULES else 3
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
@@ -253,6 +261,20 @@ def seconds_until(probe: Callable[[], T], seconds: float, interval: float = 0.5)
     began = time.monotonic()
     value = wait_until(probe, seconds, interval)
     return (time.monotonic() - began if value else float("inf")), value
+
+
+def wait_server_gone(status: Callable[[], dict[str, Any]], seconds: int) -> tuple[float, dict[str, Any]]:
+    """Poll a user's status (spawnclient's) until she has no server: (seconds
+    it took, or inf; the last status, whose notice says why it ended)."""
+    last: dict[str, Any] = {}
+
+    def gone() -> bool:
+        last.clear()
+        last.update(status())
+        return last.get("server") == {}
+
+    took, _ = seconds_until(gone, seconds, interval=2)
+    return took, last
 
 
 def container_host(name: str) -> Host:

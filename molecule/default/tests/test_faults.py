@@ -2,8 +2,9 @@
 
 Each case breaks something an operator sees break (the proxy killed, Apache
 restarted, the hub restarted or killed at each stage of a spawn and under a
-ready server, a job that no server owns, walltime, a compute node failing,
-the scheduler or munge out for several polls), records its recovery time
+ready server, a job that no server owns, a compute node failing,
+the scheduler or munge out for several polls; walltime is test_walltime.py),
+records its recovery time
 (the verifier's summary prints them all, artifacts/molecule/recovery.json
 keeps them), and ends with the hub and the queue agreeing: every job of the
 users belongs to a server the hub knows.
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import COMPUTE, record_recovery, seconds_until, user_jobs, wait_until
+from conftest import COMPUTE, record_recovery, seconds_until, user_jobs, wait_server_gone, wait_until
 
 PRESET = json.dumps({"profile": "debug-1c"})
 TAG = "hpcgw-gw"  # spawn_profiles_gateway_tag of the demo's gateway
@@ -275,37 +276,6 @@ def test_a_hub_lost_under_a_ready_server_keeps_it(
         assert client("stop", "alice").get("stopped") is True
 
 
-def _wait_no_server(client: Callable[..., dict[str, Any]], user: str, seconds: int) -> tuple[float, dict[str, Any]]:
-    last: dict[str, Any] = {}
-
-    def gone() -> bool:
-        last.clear()
-        last.update(client("status", user))
-        return last.get("server") == {}
-
-    took, _ = seconds_until(gone, seconds, interval=2)
-    return took, last
-
-
-def test_walltime_ends_the_server_and_the_next_page_says_why(
-    client: Callable[..., dict[str, Any]], gateway: Host, quiet: None
-) -> None:
-    started = client("start", "alice", json.dumps(
-        {"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "1"}))
-    assert started.get("ready") is True, started
-    (job_id, _, _, _), = user_jobs(gateway, "alice")
-    # 60 s of walltime, SLURM's time-limit check and KillWait, then one hub poll.
-    took, status = _wait_no_server(client, "alice", 240)
-    record_recovery("walltime reached: server removed, after it was ready", took)
-    assert took < 240, status
-    assert f"batch job {job_id}" in status["notice"] and "reached its time limit" in status["notice"], status
-    assert _orphans(gateway) == []
-    restarted = client("start", "alice", PRESET)
-    assert restarted.get("ready") is True, restarted
-    assert client("status", "alice").get("notice") == ""
-    assert client("stop", "alice").get("stopped") is True
-
-
 def test_a_node_failure_ends_the_server_and_the_next_page_says_why(
     client: Callable[..., dict[str, Any]], gateway: Host, controller: Host, node: Callable[[str], Host],
     quiet: None
@@ -317,7 +287,7 @@ def test_a_node_failure_ends_the_server_and_the_next_page_says_why(
     try:
         compute.check_output("systemctl stop slurmd")
         controller.check_output(f"scontrol update nodename={job_node} state=down reason=hpcgw-fault-test")
-        took, status = _wait_no_server(client, "alice", 120)
+        took, status = wait_server_gone(lambda: client("status", "alice"), 120)
         record_recovery("compute node down under a ready server: server removed", took)
         assert took < 120, status
         assert f"batch job {job_id}" in status["notice"], status

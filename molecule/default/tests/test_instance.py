@@ -21,6 +21,14 @@ playbooks/remove_instance.yml then removes the test instance (its job, units,
 accounts, directories, sudo file, launcher, Apache routes, record) and
 production still answers. No job is left behind.
 
+Then the previous JupyterHub major (issue 13's version matrix): the compute
+nodes get a notebook environment of PREVIOUS_JUPYTERHUB in a prefix of its
+own beside production's, the test instance is converged again on that
+release (both from the previous major's lock files), and her server there
+runs it end to end (the hub's API and her kernel say so). The instance is
+removed again and the prefix deleted; production still runs the current
+release.
+
 "She" is USER, a bench account: the scenario runs in the background beside
 the modules of conftest.SCENARIO_WINDOW, which spawn alice and bob on
 production meanwhile (so production also serves other users' spawns while
@@ -44,21 +52,29 @@ import pytest
 import yaml
 from testinfra.host import Host
 
-from conftest import (CONTROLLER, GATEWAY, ORIGIN, PASSWORDS, background_scenario, container_host, playbook_env,
+from conftest import (COMPUTE, CONTROLLER, GATEWAY, ORIGIN, PASSWORDS, background_scenario, container_host, playbook_env,
                       run_scenario, spawn_client, user_jobs, wait_job_gone, wait_until)
 from instance_postgresql import check_database_dropped, check_state_in_postgresql
 
 USER = "burst30"
 
-PRESET = json.dumps({"profile": "debug-1c"})
+# Her servers run through the whole scenario (about 15 min beside the
+# window): the debug queue's longest walltime, not the preset's 10 min.
+PRESET = json.dumps({"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "30"})
 PROJECT = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
 INSTANCE_VARS = PROJECT / "inventories" / "demo" / "instances" / "test.yml"
 # The previous release the upgrade starts from: the last landed commit before
 # release 2026.11.3 (it has the test instance, and no release in its record).
 # Moved forward with every release (README, "Upgrading").
 PREVIOUS_RELEASE = "30f94b411b98dd561a82c101a791be18f397fa90"
-CURRENT_RELEASE = yaml.safe_load(
-    (PROJECT / "roles" / "jupyterhub" / "vars" / "main.yml").read_text())["jupyterhub_bundle_release"]
+# The previous JupyterHub major the bundle supports (role jupyterhub's lock
+# files): the other key of __jupyterhub_lock_files than jupyterhub_version.
+_HUB_VARS = yaml.safe_load((PROJECT / "roles" / "jupyterhub" / "vars" / "main.yml").read_text())
+CURRENT_JUPYTERHUB = yaml.safe_load((PROJECT / "roles" / "jupyterhub" / "defaults" / "main.yml").read_text())["jupyterhub_version"]
+(PREVIOUS_JUPYTERHUB,) = [v for v in _HUB_VARS["__jupyterhub_lock_files"] if v != CURRENT_JUPYTERHUB]
+# Its notebook environment on the compute nodes (shared /opt/hpcgw), beside production's.
+PREVIOUS_MAJOR_PREFIX = "/opt/hpcgw/notebook-previous-major"
+CURRENT_RELEASE = _HUB_VARS["jupyterhub_bundle_release"]
 # The previous release knew SQLite only: the upgrade keeps it; the switch to
 # the demo instance's PostgreSQL comes after (README, "The database").
 KEEP_SQLITE = ("-e", "jupyterhub_db_backend=sqlite")
@@ -156,6 +172,46 @@ def _job_mark(gateway: Host, job_id: str) -> str:
     return gateway.check_output(f"squeue -h -j {job_id} -o %k").strip()
 
 
+def _remove_test_instance(gateway: Host, controller: Host, test_job: str) -> None:
+    """playbooks/remove_instance.yml: its job, files, accounts, units and routes are gone."""
+    removed = _playbook("playbooks/remove_instance.yml")
+    assert removed.returncode == 0, removed.stdout[-4000:] + removed.stderr[-2000:]
+    if test_job:
+        assert wait_job_gone(gateway, test_job), f"the test instance's job {test_job} is still there"
+    left = [p for p in TEST_PATHS if gateway.file(p).exists]
+    assert left == []
+    assert not gateway.user("jupyterhub-test").exists and not gateway.user("chp-test").exists
+    units = gateway.check_output("systemctl list-units --all --plain --no-legend 'jupyterhub-test*' "
+                                 "'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
+    assert units.strip() == ""
+    assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))
+    gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u {USER}:{PASSWORDS[USER]} {TEST_BASE}/hub/api")
+    assert gone.stdout.strip() == "404", gone.stdout
+
+
+def _previous_major(gateway: Host, prod_job: str, test_client: Callable[..., dict[str, Any]]) -> None:
+    """The compute nodes get the previous major's notebook environment in a
+    prefix of its own (production's stays), the test instance its hub, both
+    from their previous-major lock files; her spawn there runs that release
+    end to end (a failure leaves her job to remove_instance.yml)."""
+    matrix = ("-e", f"jupyterhub_version={PREVIOUS_JUPYTERHUB}", "-e", f"notebook_env_prefix={PREVIOUS_MAJOR_PREFIX}",
+              "-e", f"spawn_profiles_notebook_prefix={PREVIOUS_MAJOR_PREFIX}")
+    nodes = _playbook("site.yml", "-l", "notebook_nodes", "--tags", "notebook_env", *matrix)
+    assert nodes.returncode == 0, nodes.stdout[-4000:] + nodes.stderr[-2000:]
+    _converge_test_instance(*matrix)
+    assert _record(gateway)["jupyterhub_version"] == PREVIOUS_JUPYTERHUB
+    hub = gateway.check_output(f"curl -s http://hpcgw-gw:8091{TEST_BASE[len(ORIGIN):]}/hub/api/")
+    assert json.loads(hub)["version"] == PREVIOUS_JUPYTERHUB, hub
+    started = test_client("start", PRESET)
+    assert started.get("ready") is True, started
+    test_job = next(j for j, *_ in user_jobs(gateway, USER) if j != prod_job)
+    ran = test_client("run", "import sys, jupyterhub, jupyter_server\n"
+                              "print(jupyterhub.__version__, sys.prefix, jupyter_server.__version__)")
+    assert ran.get("stdout", "").split()[:2] == [PREVIOUS_JUPYTERHUB, PREVIOUS_MAJOR_PREFIX], ran
+    assert test_client("stop").get("stopped") is True
+    assert wait_job_gone(gateway, test_job), f"the test instance's job {test_job} is still there"
+
+
 @background_scenario
 def upgrade_beside_production() -> None:
     gateway, controller = container_host(GATEWAY), container_host(CONTROLLER)
@@ -236,23 +292,22 @@ def _upgrade(gateway: Host, controller: Host, client: Callable[..., dict[str, An
         assert _production(gateway) == before
 
         # Remove the test instance: nothing of it is left, production answers.
-        removed = _playbook("playbooks/remove_instance.yml")
-        assert removed.returncode == 0, removed.stdout[-4000:] + removed.stderr[-2000:]
-        assert wait_job_gone(gateway, test_job), f"the test instance's job {test_job} is still there"
+        _remove_test_instance(gateway, controller, test_job)
         test_job = ""
-        left = [p for p in TEST_PATHS if gateway.file(p).exists]
-        assert left == []
-        assert not gateway.user("jupyterhub-test").exists and not gateway.user("chp-test").exists
         check_database_dropped(gateway)
-        units = gateway.check_output("systemctl list-units --all --plain --no-legend 'jupyterhub-test*' 'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
-        assert units.strip() == ""
-        assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))
-        gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u {USER}:{PASSWORDS[USER]} {TEST_BASE}/hub/api")
-        assert gone.stdout.strip() == "404", gone.stdout
         assert _production(gateway) == before
         assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
-        ran = client("run", "print(6 * 7)")
-        assert "42" in str(ran), ran
+
+        # The previous JupyterHub major (issue 13's version matrix): the test
+        # instance and a notebook environment beside production's, both on
+        # its release and lock files; she spawns and her kernel runs it.
+        _previous_major(gateway, prod_job, test_client)
+        _remove_test_instance(gateway, controller, "")
+        container_host(COMPUTE[0]).check_output(f"rm -rf {PREVIOUS_MAJOR_PREFIX} {PREVIOUS_MAJOR_PREFIX}.constraints.txt")
+        assert _production(gateway) == before
+        assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
+        ran = client("run", "import jupyterhub; print(jupyterhub.__version__)")
+        assert ran.get("stdout", "").split() == [CURRENT_JUPYTERHUB], ran
     finally:
         if test_job:
             gateway.run(f"scancel {test_job}")
