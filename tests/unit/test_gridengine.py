@@ -43,10 +43,12 @@ def test_a_new_queue_gets_the_roles_attributes_and_keeps_the_others() -> None:
     wanted = _queue_object()["attributes"]
     assert gridengine_changes(QUEUE_SHOWN, wanted) == {
         "hostlist": "hpcgw-c1 hpcgw-c2", "slots": "2", "pe_list": "smp", "shell": "/bin/bash",
-        "shell_start_mode": "unix_behavior"}
+        "shell_start_mode": "unix_behavior", "load_thresholds": "NONE"}
     merged = gridengine_merged(QUEUE_SHOWN, wanted)
     parsed = gridengine_parse(merged)
-    assert parsed["load_thresholds"] == "np_load_avg=1.75" and parsed["qname"] == "jupyter"
+    # the demo's own config (no load alarm), over Grid Engine's np_load_avg=1.75; the rest kept
+    assert parsed["load_thresholds"] == "NONE" and parsed["qname"] == "jupyter"
+    assert parsed["seq_no"] == "0" and parsed["user_lists"] == "NONE"
     assert list(parsed)[:3] == ["qname", "hostlist", "seq_no"]  # qconf's order kept
     # Applied, qconf shows it back (its own spacing, lists in its order): nothing left to change.
     shown_again = merged.replace("hpcgw-c1 hpcgw-c2", "hpcgw-c2 \\\n                      hpcgw-c1")

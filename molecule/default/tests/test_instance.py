@@ -52,8 +52,8 @@ import pytest
 import yaml
 from testinfra.host import Host
 
-from conftest import (COMPUTE, CONTROLLER, GATEWAY, ORIGIN, PASSWORDS, background_scenario, container_host, playbook_env,
-                      run_scenario, spawn_client, user_jobs, wait_job_gone, wait_until)
+from conftest import (COMPUTE, CONTROLLER, GATEWAY, ORIGIN, SCENARIO_PASSWORDS, background_scenario, container_host,
+                      playbook_env, run_scenario, spawn_client, user_jobs, wait_job_gone, wait_until)
 from instance_postgresql import check_database_dropped, check_state_in_postgresql
 
 USER = "burst30"
@@ -185,7 +185,7 @@ def _remove_test_instance(gateway: Host, controller: Host, test_job: str) -> Non
                                  "'configurable-http-proxy-test*' 'hpcgw-*-test.*' 'hpcgw-local_test*'")
     assert units.strip() == ""
     assert not any(p in gateway.check_output("ss -ltnH") for p in (":8091 ", ":8010 ", ":8011 "))
-    gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u {USER}:{PASSWORDS[USER]} {TEST_BASE}/hub/api")
+    gone = controller.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -u {USER}:{SCENARIO_PASSWORDS[USER]} {TEST_BASE}/hub/api")
     assert gone.stdout.strip() == "404", gone.stdout
 
 

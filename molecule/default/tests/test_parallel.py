@@ -130,12 +130,14 @@ REFUSAL = "encryption required by Dask configuration"
 
 
 def _last_json(ran: dict[str, Any]) -> dict[str, Any]:
-    """The last JSON line the code printed: ipyparallel's own messages
-    ("Controller stopped: ...") may come after it on the same stream."""
+    """The last JSON object the code printed: ipyparallel's own messages
+    ("Controller stopped: ...") may come after it on the same stream, even
+    on the same line (it prints from another thread, without a newline)."""
     assert ran.get("reply") == "ok", ran
     lines = [line for line in ran.get("stdout", "").splitlines() if line.startswith("{")]
     assert lines, ran
-    return json.loads(lines[-1])
+    value, _ = json.JSONDecoder().raw_decode(lines[-1])
+    return value
 
 
 @pytest.fixture(scope="module")

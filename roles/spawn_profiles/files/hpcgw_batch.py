@@ -21,8 +21,8 @@ from batchspawner.batchspawner import (
     TorqueSpawner,
     format_template,
 )
-from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Any, Bool, Float, HasTraits, Integer, Unicode, default
 
@@ -30,6 +30,20 @@ from hpcgw_batch_core import GuardedBatchCommands, job_server_name, sge_job_stat
 from hpcgw_metrics import METRICS
 from hpcgw_startup import WatchedStart, failure_html
 from hpcgw_progress import JobView, follow, job_view
+
+
+try:
+    # JupyterHub 6: a failure of the user's spawn, not of the hub (metrics'
+    # "failure", no traceback, not counted by consecutive_failure_limit).
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub 5 (the previous major, __jupyterhub_lock_files) has none
+    class SpawnException(web.HTTPError):  # type: ignore[no-redef]
+        """JupyterHub 5's way to the same page: an HTTPError whose message
+        the hub shows (jupyterhub_message, set by the subclass)."""
+
+        def __init__(self, message: str, *, reason: str, status_code: int = 400) -> None:
+            super().__init__(status_code, message)
+            self.spawn_failure_reason = reason
 
 
 class JobEnded(SpawnException):  # type: ignore[misc]
