@@ -126,6 +126,8 @@ SCENARIO_WINDOW = (
 )
 # The window's modules the check mode may run beside (see above).
 CHECK_MODE_OVERLAP = set(SCENARIO_WINDOW) - {"test_spawn_accounts.py", "test_usage_report.py"}
+# How long a scenario's test (or a module after the window) waits for it.
+SCENARIO_TIMEOUT = 2400
 _SCENARIOS: dict[str, dict[str, Any]] = {}
 _SCENARIO_FUNCTIONS: dict[str, Callable[[], None]] = {}
 
@@ -150,9 +152,9 @@ def _start_scenario(module: str) -> None:
     thread.start()
 
 
-def _wait_scenarios(timeout: float = 2400) -> None:
+def _wait_scenarios() -> None:
     for scenario in _SCENARIOS.values():
-        scenario["thread"].join(timeout)
+        scenario["thread"].join(SCENARIO_TIMEOUT)
 
 
 def run_scenario(module: str) -> None:
@@ -162,8 +164,8 @@ def run_scenario(module: str) -> None:
         _SCENARIO_FUNCTIONS[module]()
         return
     scenario = _SCENARIOS[module]
-    scenario["thread"].join(2400)
-    assert not scenario["thread"].is_alive(), f"{module}'s scenario still runs after 40 min"
+    scenario["thread"].join(SCENARIO_TIMEOUT)
+    assert not scenario["thread"].is_alive(), f"{module}'s scenario still runs after {SCENARIO_TIMEOUT} s"
     print(f"{module}: the scenario ran beside the window; {time.monotonic() - scenario['started']:.0f} s since it began")
     if "error" in scenario["outcome"]:
         raise scenario["outcome"]["error"]
@@ -371,6 +373,11 @@ def spawn_client(controller: Host, base: str = BASE) -> Callable[..., dict[str, 
         return json.loads(cmd.stdout.strip().splitlines()[-1])
 
     return call
+
+
+def as_user(client: Callable[..., dict[str, Any]], user: str) -> Callable[..., dict[str, Any]]:
+    """A spawn_client bound to one user: call(command, *args)."""
+    return lambda command, *args: client(command, user, *args)
 
 
 @pytest.fixture(scope="module")

@@ -52,8 +52,8 @@ import pytest
 import yaml
 from testinfra.host import Host
 
-from conftest import (COMPUTE, CONTROLLER, GATEWAY, ORIGIN, SCENARIO_PASSWORDS, background_scenario, container_host,
-                      playbook_env, run_scenario, spawn_client, user_jobs, wait_job_gone, wait_until)
+from conftest import (COMPUTE, CONTROLLER, GATEWAY, ORIGIN, SCENARIO_PASSWORDS, as_user, background_scenario,
+                      container_host, playbook_env, run_scenario, spawn_client, user_jobs, wait_job_gone, wait_no_jobs)
 from instance_postgresql import check_database_dropped, check_state_in_postgresql
 
 USER = "burst30"
@@ -215,15 +215,9 @@ def _previous_major(gateway: Host, prod_job: str, test_client: Callable[..., dic
 @background_scenario
 def upgrade_beside_production() -> None:
     gateway, controller = container_host(GATEWAY), container_host(CONTROLLER)
-    production, on_instance = spawn_client(controller), spawn_client(controller, TEST_BASE)
-
-    def client(command: str, *args: str) -> dict[str, Any]:
-        return production(command, USER, *args)
-
-    def test_client(command: str, *args: str) -> dict[str, Any]:
-        return on_instance(command, USER, *args)
-
-    assert wait_until(lambda: not user_jobs(gateway, USER), 90), f"{USER} has a job from an earlier run"
+    client = as_user(spawn_client(controller), USER)
+    test_client = as_user(spawn_client(controller, TEST_BASE), USER)
+    assert wait_no_jobs(gateway, USER) == [], f"{USER} has a job from an earlier run"
     with tempfile.TemporaryDirectory(prefix="hpcgw-previous-") as tmp:
         _upgrade(gateway, controller, client, test_client, _previous_release(Path(tmp)))
 
@@ -303,7 +297,6 @@ def _upgrade(gateway: Host, controller: Host, client: Callable[..., dict[str, An
         # its release and lock files; she spawns and her kernel runs it.
         _previous_major(gateway, prod_job, test_client)
         _remove_test_instance(gateway, controller, "")
-        container_host(COMPUTE[0]).check_output(f"rm -rf {PREVIOUS_MAJOR_PREFIX} {PREVIOUS_MAJOR_PREFIX}.constraints.txt")
         assert _production(gateway) == before
         assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
         ran = client("run", "import jupyterhub; print(jupyterhub.__version__)")
@@ -313,5 +306,7 @@ def _upgrade(gateway: Host, controller: Host, client: Callable[..., dict[str, An
             gateway.run(f"scancel {test_job}")
         if gateway.file("/etc/hpcgw/instances/test.json").exists:
             _playbook("playbooks/remove_instance.yml")
+        # the previous major's notebook environment (shared by the nodes), also after a failure
+        container_host(COMPUTE[0]).check_output(f"rm -rf {PREVIOUS_MAJOR_PREFIX} {PREVIOUS_MAJOR_PREFIX}.constraints.txt")
         assert client("stop").get("stopped") is True
-        wait_until(lambda: not user_jobs(gateway, USER), 90)
+        wait_no_jobs(gateway, USER)

@@ -43,12 +43,11 @@ def test_audit_lines_are_tagged_json_in_the_journal(gateway: Host, gwclient: Cal
     # Her login's entry (the test instance's hub, when test_instance.py runs
     # beside this module, writes under the same identifier).
     raw = gateway.check_output(f"journalctl -t {IDENTIFIER} -n 50 -o json --no-pager")
-    entry = [e for e in map(json.loads, raw.splitlines())
-             if json.loads(e["MESSAGE"]).get("event") == "login" and json.loads(e["MESSAGE"]).get("user") == "carol"][-1]
+    entries = [(e, json.loads(e["MESSAGE"])) for e in map(json.loads, raw.splitlines())]
+    entry, record = [(e, r) for e, r in entries if (r.get("event"), r.get("user")) == ("login", "carol")][-1]
     assert entry["SYSLOG_IDENTIFIER"] == IDENTIFIER
     assert entry["SYSLOG_FACILITY"] == "10" and entry["PRIORITY"] == "6"  # authpriv.info
     assert entry["_SYSTEMD_UNIT"] == "jupyterhub.service"
-    record = json.loads(entry["MESSAGE"])
     assert record["v"] == 1 and record["ts"].endswith("Z")
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from conftest import (CONTROLLER, GATEWAY, background_scenario, container_host, record_recovery, run_scenario,
-                      spawn_client, user_jobs, wait_no_jobs, wait_server_gone, wait_until)
+from conftest import (CONTROLLER, GATEWAY, as_user, background_scenario, container_host, record_recovery,
+                      run_scenario, spawn_client, user_jobs, wait_no_jobs, wait_server_gone)
 
 USER = "burst29"
 ONE_MINUTE = json.dumps({"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "1"})
@@ -25,12 +24,8 @@ PRESET = json.dumps({"profile": "debug-1c"})
 @background_scenario
 def walltime_ends_the_server() -> None:
     gateway = container_host(GATEWAY)
-    production = spawn_client(container_host(CONTROLLER))
-
-    def client(command: str, *args: str) -> dict[str, Any]:
-        return production(command, USER, *args)
-
-    assert wait_until(lambda: not user_jobs(gateway, USER), 90), f"{USER} has a job from an earlier run"
+    client = as_user(spawn_client(container_host(CONTROLLER)), USER)
+    assert wait_no_jobs(gateway, USER) == [], f"{USER} has a job from an earlier run"
     try:
         started = client("start", ONE_MINUTE)
         assert started.get("ready") is True, started

@@ -39,11 +39,12 @@ try:
 except ImportError:  # JupyterHub 5 (the previous major, __jupyterhub_lock_files) has none
     class SpawnException(web.HTTPError):  # type: ignore[no-redef]
         """JupyterHub 5's way to the same page: an HTTPError whose message
-        the hub shows (jupyterhub_message, set by the subclass)."""
+        the hub shows (jupyterhub_message, set by the subclass). `reason`,
+        JupyterHub 6's metrics label, has no reader on 5."""
 
         def __init__(self, message: str, *, reason: str, status_code: int = 400) -> None:
+            del reason
             super().__init__(status_code, message)
-            self.spawn_failure_reason = reason
 
 
 class JobEnded(SpawnException):  # type: ignore[misc]
