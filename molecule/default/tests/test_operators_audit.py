@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 from testinfra.host import Host
 
-from conftest import BASE, PASSWORDS, user_jobs, wait_until
+from conftest import BASE, PASSWORDS, SCENARIO_PASSWORDS, user_jobs, wait_until
 
 IDENTIFIER = "hpcgw-audit"
 PRESET = json.dumps({"profile": "debug-1c"})
@@ -20,7 +20,9 @@ HUB_LOGIN = "http://hpcgw-gw:8081/jupyter/hub/login"  # the hub's own port, behi
 
 @pytest.fixture()
 def audit(gateway: Host) -> Callable[..., list[dict[str, Any]]]:
-    """audit(event=None, user=None, settle=2): the audit lines written since the test began, parsed."""
+    """audit(event=None, user=None, settle=2): the audit lines written since the test began, parsed.
+    The scenarios' users' lines are left out: they log in beside this module
+    (conftest.SCENARIO_WINDOW), and no test here acts as them."""
     since = gateway.check_output("date +%s.%N").strip()
 
     def read(event: str | None = None, settle: float = 2, **match: Any) -> list[dict[str, Any]]:
@@ -28,7 +30,7 @@ def audit(gateway: Host) -> Callable[..., list[dict[str, Any]]]:
             out = gateway.check_output(f"journalctl -t {IDENTIFIER} -o cat --no-pager --since @{since}")
             records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
             return [r for r in records if (event is None or r.get("event") == event)
-                    and all(r.get(k) == v for k, v in match.items())]
+                    and r.get("user") not in SCENARIO_PASSWORDS and all(r.get(k) == v for k, v in match.items())]
         # Lines are written before the response; the journal may take a moment.
         wait_until(lines, settle, interval=0.5)
         return lines()
