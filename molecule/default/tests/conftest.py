@@ -44,7 +44,7 @@ PASSWORDS = {
 # The scenarios' users (bench accounts, group hpc-users), whom no module of
 # their window uses; apart from PASSWORDS, which some modules go through to
 # check that no demo user has a job left.
-SCENARIO_PASSWORDS = {"burst29": "burst-test-pw", "burst30": "burst-test-pw"}
+SCENARIO_PASSWORDS = {"burst28": "burst-test-pw", "burst29": "burst-test-pw", "burst30": "burst-test-pw"}
 T = TypeVar("T")
 # Fault recovery times measured in this run: (fault, seconds), printed at the
 # end of the verifier's output and written to artifacts/molecule/recovery.json.
@@ -99,10 +99,10 @@ def check_mode_run(timeout: float = 900) -> tuple[int, str]:
 
 
 # Scenarios that run in threads beside a window of other modules, instead
-# of after them: the upgrade of the test instance and the previous
-# JupyterHub major on it (test_instance.py, about 15 min of playbooks and
-# waits) and a server reaching its walltime (test_walltime.py, minutes of
-# waiting). They start with the window's first test; each scenario's own
+# of after them: the upgrade of the test instance (test_instance.py, about
+# 10 min of playbooks and waits), the previous JupyterHub major on an
+# instance of its own (test_previous_major.py, about 6 min) and a server
+# reaching its walltime (test_walltime.py, minutes of waiting). They start with the window's first test; each scenario's own
 # test runs after the window, waits for it and reports its outcome.
 #
 # The window's modules neither restart production's hub or proxy, run
@@ -114,7 +114,7 @@ def check_mode_run(timeout: float = 900) -> tuple[int, str]:
 # and kill the hub) or after the scenarios' tests (every module in neither
 # list, in name order).
 BEFORE_WINDOW = ("test_backup_restore.py", "test_branding.py", "test_faults.py")
-SCENARIO_MODULES = ("test_instance.py", "test_walltime.py")
+SCENARIO_MODULES = ("test_instance.py", "test_previous_major.py", "test_walltime.py")
 SCENARIO_WINDOW = (
     "test_access_policy.py", "test_base_path.py", "test_demo_login.py", "test_demo_url.py",
     "test_desktop.py", "test_e2e.py", "test_forged_headers.py", "test_gridengine.py", "test_groups.py",
