@@ -17,6 +17,7 @@ import pytest
 import testinfra
 from testinfra.host import Host
 
+BROWSER = "hpcgw-browser"
 CONTROLLER = "hpcgw-ctl"
 COMPUTE = ("hpcgw-c1", "hpcgw-c2")
 GATEWAY = "hpcgw-gw"
@@ -56,7 +57,10 @@ RECOVERY: list[tuple[str, float]] = []
 # when the session's tests are collected, so their minutes of CPU overlap the
 # suite's waits (outages, walltime, the culler) instead of adding to them; the
 # test that owns one waits for it with background_playbook().
-BACKGROUND_PLAYBOOKS = {"test_sso_configtest.py": "sso_configtest.yml"}
+# browser_ready.yml waits for hpcgw-browser's packages (prepare installs them
+# in the background while the cluster converges) and finishes that host.
+BACKGROUND_PLAYBOOKS = {"test_sso_configtest.py": "sso_configtest.yml", "test_browser.py": "browser_ready.yml",
+                        "test_metrics.py": "browser_ready.yml", "test_usage_report.py": "browser_ready.yml"}
 _BACKGROUND: dict[str, tuple[Any, Path]] = {}
 
 
@@ -307,6 +311,14 @@ def gateway(node: Callable[[str], Host]) -> Host:
 @pytest.fixture(scope="session")
 def controller(node: Callable[[str], Host]) -> Host:
     return node(CONTROLLER)
+
+
+@pytest.fixture(scope="session")
+def browser(node: Callable[[str], Host]) -> Host:
+    """hpcgw-browser (headless Chromium, Prometheus), once browser_ready.yml has finished it."""
+    rc, output = background_playbook("browser_ready.yml")
+    assert rc == 0, output[-3000:]
+    return node(BROWSER)
 
 
 def wait_for_content(host: Host, path: str, seconds: int = 120) -> str:

@@ -27,9 +27,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import (BASE, COMPUTE, completed_jobs, user_jobs, wait_job_gone, wait_no_jobs, wait_until)
+from conftest import (BASE, BROWSER, COMPUTE, completed_jobs, user_jobs, wait_job_gone, wait_no_jobs, wait_until)
 
-BROWSER = "hpcgw-browser"
 USER, PASSWORD = "bob", "bob-test-pw"
 PRESET = "debug-1c"
 # Not under /tmp: that is a tmpfs, which `docker cp` cannot read.
@@ -50,11 +49,6 @@ def fresh_artifacts() -> None:
     """artifacts/browser/ holds this run's screenshots only (each test adds its own)."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-
-@pytest.fixture(scope="module")
-def browser(node: Callable[[str], Host]) -> Host:
-    return node(BROWSER)
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import BASE, GATEWAY, PASSWORDS, PREFIX, wait_no_jobs, wait_until
+from conftest import BASE, BROWSER, GATEWAY, PASSWORDS, PREFIX, wait_no_jobs, wait_until
 
-BROWSER = "hpcgw-browser"
 TOKEN_FILE = "/etc/jupyterhub/secrets/metrics_token"
 GATEWAY_CERT = "/etc/ssl/certs/hpcgw-gateway.crt"
 RULES = Path(__file__).resolve().parents[3] / "roles" / "jupyterhub" / "files" / "prometheus"
@@ -67,11 +66,6 @@ def put(container: str, path: str, data: bytes, mode: str = "0640", group: str =
 def read(container: str, path: str) -> bytes:
     return subprocess.run(["docker", "exec", container, "cat", path], check=True, capture_output=True,
                           timeout=60).stdout
-
-
-@pytest.fixture(scope="module")
-def browser(node: Callable[[str], Host]) -> Host:
-    return node(BROWSER)
 
 
 @pytest.fixture(scope="module")

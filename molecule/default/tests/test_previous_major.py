@@ -3,7 +3,7 @@ on an instance of its own beside production.
 
 The compute nodes get a notebook environment of PREVIOUS_JUPYTERHUB in a
 prefix of its own (production's stays), then an instance of the gateway
-(molecule/default/instance-previous-major.yml: "prev", hub port 8092,
+(molecule/default/vars/instance-previous-major.yml: "prev", hub port 8092,
 proxy 8012/8013, /jupyter-prev/) is converged on that release, both from
 the previous major's lock files. Her server there runs it end to end: the
 hub's API says the release, her kernel prints it and the prefix. The
@@ -30,7 +30,7 @@ from instances import CURRENT_JUPYTERHUB, PREVIOUS_JUPYTERHUB, Instance, product
 USER = "burst28"
 # Her production server runs through the scenario (minutes beside the window).
 PRESET = json.dumps({"profile": "custom", "cluster_queue": "testcluster/debug", "walltime_min": "30"})
-PREVIOUS = Instance(Path(__file__).parents[1] / "instance-previous-major.yml")
+PREVIOUS = Instance(Path(__file__).parents[1] / "vars" / "instance-previous-major.yml")
 # Its notebook environment on the compute nodes (shared /opt/hpcgw), beside production's.
 PREFIX = "/opt/hpcgw/notebook-previous-major"
 MATRIX = ("-e", f"jupyterhub_version={PREVIOUS_JUPYTERHUB}", "-e", f"notebook_env_prefix={PREFIX}",

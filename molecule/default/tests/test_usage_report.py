@@ -27,13 +27,12 @@ from typing import Any, Callable, Iterator
 import pytest
 from testinfra.host import Host
 
-from conftest import user_jobs, wait_no_jobs, wait_until
+from conftest import BROWSER, user_jobs, wait_no_jobs, wait_until
 
 SPAWN_LOG = "/var/lib/jupyterhub/hpcgw-spawns.jsonl"
 REPORT_DIR = "/var/lib/hpcgw-usage-report"
 SERVICE = "hpcgw-usage-report.service"
 TIMER = "hpcgw-usage-report.timer"
-BROWSER = "hpcgw-browser"
 REMOTE = "/var/tmp/hpcgw-report"  # not /tmp: a tmpfs, which docker cp cannot reach
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts" / "report"
 FIELDS = "JobID,State,End,ElapsedRaw,AllocCPUS,ReqCPUS,ReqMem,TimelimitRaw,Partition,User"
@@ -194,8 +193,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_html_renders_in_the_browser(report: dict[str, Any], node: Callable[[str], Host]) -> None:
-    browser = node(BROWSER)
+def test_html_renders_in_the_browser(report: dict[str, Any], browser: Host) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "report.html"
         subprocess.run(["docker", "cp", "-L", f"hpcgw-gw:{REPORT_DIR}/latest.html", str(local)], check=True)
