@@ -58,10 +58,28 @@ RECOVERY: list[tuple[str, float]] = []
 # suite's waits (outages, walltime, the culler) instead of adding to them; the
 # test that owns one waits for it with background_playbook().
 # browser_ready.yml waits for hpcgw-browser's packages (prepare installs them
-# in the background while the cluster converges) and finishes that host.
+# in the background while the cluster converges) and finishes that host. A
+# module may add its own with background_run() (a name and the playbook's
+# arguments), e.g. an install on the compute nodes that no test before it
+# looks at.
 BACKGROUND_PLAYBOOKS = {"test_sso_configtest.py": "sso_configtest.yml", "test_browser.py": "browser_ready.yml",
                         "test_metrics.py": "browser_ready.yml", "test_usage_report.py": "browser_ready.yml"}
+# The arguments of those that are not a playbook of the scenario's directory alone.
+_BACKGROUND_ARGS: dict[str, list[str]] = {}
 _BACKGROUND: dict[str, tuple[Any, Path]] = {}
+
+
+def background_run(module: str, name: str, *args: str) -> None:
+    """Start `ansible-playbook <args>` at collection when `module` is selected;
+    the module waits for it with background_playbook(name)."""
+    BACKGROUND_PLAYBOOKS[module] = name
+    _BACKGROUND_ARGS[name] = list(args)
+
+
+def _background_command(name: str) -> list[str]:
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    return ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            *_BACKGROUND_ARGS.get(name, [str(scenario / name)])]
 
 
 def playbook_env() -> dict[str, str]:
@@ -209,24 +227,21 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     items.sort(key=lambda item: _module_rank(Path(str(item.fspath)).name))
     selected = {Path(str(item.fspath)).name for item in items}
     _SELECTED.update(selected)
-    scenario = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "."))
     for module, playbook in BACKGROUND_PLAYBOOKS.items():
         if module not in selected or playbook in _BACKGROUND or "MOLECULE_INVENTORY_FILE" not in os.environ:
             continue
         log = Path(tempfile.mkstemp(prefix=f"hpcgw-{Path(playbook).stem}-", suffix=".log")[1])
         with log.open("w") as out:
-            process = subprocess.Popen(
-                ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
-                stdout=out, stderr=subprocess.STDOUT, text=True, env=playbook_env())
+            process = subprocess.Popen(_background_command(playbook), stdout=out, stderr=subprocess.STDOUT,
+                                       text=True, env=playbook_env())
         _BACKGROUND[playbook] = (process, log)
 
 
 def background_playbook(playbook: str, timeout: float = 1200) -> tuple[int, str]:
     """Wait for a playbook started at collection (or run it now): (rc, output)."""
     if playbook not in _BACKGROUND:
-        scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-        run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / playbook)],
-                             capture_output=True, text=True, env=playbook_env(), check=False, timeout=timeout)
+        run = subprocess.run(_background_command(playbook), capture_output=True, text=True, env=playbook_env(),
+                             check=False, timeout=timeout)
         return run.returncode, run.stdout + run.stderr
     process, log = _BACKGROUND[playbook]
     rc = process.wait(timeout=timeout)

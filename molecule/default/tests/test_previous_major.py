@@ -2,7 +2,8 @@
 on an instance of its own beside production.
 
 The compute nodes get a notebook environment of PREVIOUS_JUPYTERHUB in a
-prefix of its own (production's stays), then an instance of the gateway
+prefix of its own (production's stays; installed from the verifier's
+collection on, conftest.background_run), then an instance of the gateway
 (molecule/default/vars/instance-previous-major.yml: "prev", hub port 8092,
 proxy 8012/8013, /jupyter-prev/) is converged on that release, both from
 the previous major's lock files. Her server there runs it end to end: the
@@ -23,9 +24,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import (COMPUTE, CONTROLLER, GATEWAY, SCENARIO_PASSWORDS, as_user, background_scenario,
-                      container_host, run_scenario, spawn_client, user_jobs, wait_job_gone, wait_no_jobs)
-from instances import CURRENT_JUPYTERHUB, PREVIOUS_JUPYTERHUB, Instance, production
+from conftest import (COMPUTE, CONTROLLER, GATEWAY, SCENARIO_PASSWORDS, as_user, background_playbook, background_run,
+                      background_scenario, container_host, run_scenario, spawn_client, user_jobs, wait_job_gone,
+                      wait_no_jobs)
+from instances import CURRENT_JUPYTERHUB, PREVIOUS_JUPYTERHUB, PROJECT, Instance, production
 
 USER = "burst28"
 # Her production server runs through the scenario (minutes beside the window).
@@ -35,6 +37,12 @@ PREVIOUS = Instance(Path(__file__).parents[1] / "vars" / "instance-previous-majo
 PREFIX = "/opt/hpcgw/notebook-previous-major"
 MATRIX = ("-e", f"jupyterhub_version={PREVIOUS_JUPYTERHUB}", "-e", f"notebook_env_prefix={PREFIX}",
           "-e", f"spawn_profiles_notebook_prefix={PREFIX}")
+# That environment's install (a minute or two of pip on the nodes, in a prefix
+# nothing else uses) starts at collection, beside the modules before the
+# window, which mostly wait; the scenario waits for it first.
+NODES = "previous-major-nodes"
+background_run(Path(__file__).name, NODES, str(PROJECT / "site.yml"), "-l", "notebook_nodes",
+               "--tags", "notebook_env", "-e", f"@{PREVIOUS.vars_file}", *MATRIX)
 
 
 @background_scenario
@@ -49,8 +57,8 @@ def previous_major_beside_production() -> None:
     before = production(gateway)
     prev_job = ""
     try:
-        nodes = PREVIOUS.playbook("site.yml", "-l", "notebook_nodes", "--tags", "notebook_env", *MATRIX)
-        assert nodes.returncode == 0, nodes.stdout[-4000:] + nodes.stderr[-2000:]
+        rc, nodes = background_playbook(NODES)
+        assert rc == 0, nodes[-4000:]
         PREVIOUS.converge(*MATRIX)
         assert PREVIOUS.record(gateway)["jupyterhub_version"] == PREVIOUS_JUPYTERHUB
         hub = gateway.check_output(f"curl -s {PREVIOUS.hub_api}")
