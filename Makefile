@@ -46,7 +46,7 @@ unit: toolchain  ## Python unit tests (filters, tools, templates)
 syntax: toolchain  ## ansible-playbook --syntax-check of site.yml
 	$(BIN)/ansible-playbook -i inventories/example/hosts.yml --syntax-check site.yml
 
-test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers), ~5 min
+test-quick: lint unit syntax  ## inner loop: lint, unit tests, syntax (no containers)
 
 # Each scenario's output is also kept in artifacts/molecule/<scenario>.log and its
 # verifier's JUnit report in <scenario>.xml; on failure the last lines say what failed.
