@@ -123,9 +123,10 @@ def check_mode_run(timeout: float = 900) -> tuple[int, str]:
 # Scenarios that run in threads beside a window of other modules, instead
 # of after them: the upgrade of the test instance (test_instance.py, about
 # 10 min of playbooks and waits), the previous JupyterHub major on an
-# instance of its own (test_previous_major.py, about 6 min) and a server
-# reaching its walltime (test_walltime.py, minutes of waiting). They start with the window's first test; each scenario's own
-# test runs after the window, waits for it and reports its outcome.
+# instance of its own (test_previous_major.py, about 4 min) and a server
+# reaching its walltime (test_walltime.py, minutes of waiting). They start
+# with the window's first test; each scenario's own test runs after the
+# window, waits for it and reports its outcome.
 #
 # The window's modules neither restart production's hub or proxy, run
 # playbooks, stop slurmctld or munge, cull idle servers nor need whole
