@@ -32,6 +32,11 @@ MEMORY_MAX = 1 << 30
 TASKS_MAX = 256
 BOB_TASKS_MAX = 300
 SLICE_MEMORY_MAX = 3 << 30
+# The kernel lets an OOM-killed (dying) task or a no-fail allocation charge past
+# the limit ("force" charge in mm/memcontrol.c), so the cgroup's high-water mark
+# may stand a few pages above MemoryMax: seen 4 KiB over on a cgroup v1 CI host.
+# 8 MiB bounds that for 16 dying hogs and is far below the 2 GiB they ask for.
+FORCED_CHARGE_SLACK = 8 << 20
 NICE = 10
 HEALTH = ("python3 -c \"import urllib.request; "
           "print(urllib.request.urlopen('http://hpcgw-gw:8081/jupyter/hub/health', timeout=10).status)\"")
@@ -393,10 +398,11 @@ def test_a_memory_hog_in_many_processes_is_stopped_inside_her_scope(
         assert seen["killed"] >= 1 and sum(seen.values()) == 16, seen
         assert health(gateway) == "200"
         if "hpcgw-local-alice.scope" in scope_units(gateway) and gateway.file(oom[0]).exists:
-            # The kernel's OOM kill, counted in her scope, which never went above her limit.
+            # The kernel's OOM kill, counted in her scope, which never went above
+            # her limit (but for the dying hogs' forced charges).
             assert counter(cgroup_file(gateway, oom)[1], "oom_kill") > kills_before
             peak = cgroup_file(gateway, memory_files(cgroup, "memory.max_usage_in_bytes", "memory.peak"))
-            assert int(peak[1]) <= MEMORY_MAX, peak
+            assert int(peak[1]) <= MEMORY_MAX + FORCED_CHARGE_SLACK, peak
             # Her server itself is still there: the OOM killer took the hogs.
             assert client("run", "alice", "print(6 * 7)").get("stdout", "").split() == ["42"]
         else:
