@@ -72,16 +72,17 @@ molecule-destroy: toolchain  ## remove a scenario's containers, networks and vol
 	HPCGW_BASE_IMAGE="$$($(PYTHON) tools/base_image.py --print-tag)" $(BIN)/molecule destroy -s $(SCENARIO)
 
 # The quick tier (CPU-bound lint and unit tests) runs beside Molecule, at the
-# lowest CPU priority: Molecule's converges and timed tests keep the cores
-# they need, and the quick tier takes what they leave (verify mostly waits on
-# schedulers and timers), so it saves its minutes of the suite without
-# slowing the critical path. Its output goes to
+# lowest CPU priority: tools/idle_priority.py puts it in a CPU group of its own
+# with the smallest weight (nice alone only ranks it against the host's own
+# processes, not against the containers' cgroup), so Molecule's converges and
+# timed tests keep the cores they need and the quick tier takes what they
+# leave (verify mostly waits on schedulers and timers). Its output goes to
 # artifacts/test-quick.log, summed up (and its tail printed when it failed)
 # once Molecule ends; either failing fails `make test`.
 test: toolchain  ## THE test command: lint + unit + full Molecule; non-zero on any failure
 	@mkdir -p artifacts; \
 	echo "=== make test-quick beside Molecule ($$(date +%T)), output in artifacts/test-quick.log"; \
-	{ quick_rc=0; nice -n 19 $(MAKE) --no-print-directory test-quick > artifacts/test-quick.log 2>&1 || quick_rc=$$?; \
+	{ quick_rc=0; $(PYTHON) tools/idle_priority.py $(MAKE) --no-print-directory test-quick > artifacts/test-quick.log 2>&1 || quick_rc=$$?; \
 	  echo "$$quick_rc" > artifacts/test-quick.rc; } & quick=$$!; \
 	molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
 	wait $$quick || true; quick_rc=$$(cat artifacts/test-quick.rc); \
