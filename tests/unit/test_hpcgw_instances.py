@@ -63,3 +63,25 @@ def test_a_malformed_record_is_named_not_ignored() -> None:
 def test_record_names() -> None:
     assert instances.record_name("") == "production"
     assert instances.record_name("test") == "test"
+
+
+@pytest.mark.parametrize(("ran", "wanted", "expected"), [
+    ("6.1.1", "6.1.1", ""),
+    ("5.5.4", "6.1.1", ""),
+    ("6.1.1", "6.1.2", ""),
+    ("6.1.1", "5.5.4", "instance test: its hub last ran JupyterHub 6.1.1, which upgrades the database's schema"),
+    ("6.1.1", "6.0.9", "JupyterHub 6.0.9 (jupyterhub_version) does not downgrade a schema"),
+    ("6.10.0", "6.9.0", "its hub last ran JupyterHub 6.10.0"),  # numbers, not strings
+    ("6.1.1", "6.1.1b1", "cannot compare JupyterHub '6.1.1b1' with the '6.1.1' of its record"),
+])
+def test_a_hub_going_back_to_an_older_jupyterhub_is_named(ran: str, wanted: str, expected: str) -> None:
+    said = instances.hub_downgrade({**TEST, "jupyterhub_version": wanted}, [PRODUCTION, {**TEST, "jupyterhub_version": ran}])
+    assert (expected in said) if expected else said == "", said
+
+
+def test_only_the_instances_own_record_counts_for_its_hub_release() -> None:
+    production_on_6 = {**PRODUCTION, "jupyterhub_version": "6.1.1"}
+    assert instances.hub_downgrade({**TEST, "jupyterhub_version": "5.5.4"}, [production_on_6]) == ""
+    # a first install, and a record of a release from before records carried the version
+    assert instances.hub_downgrade({**TEST, "jupyterhub_version": "5.5.4"}, []) == ""
+    assert instances.hub_downgrade({**TEST, "jupyterhub_version": "5.5.4"}, [TEST]) == ""

@@ -4,6 +4,7 @@ the variable, before any change (it runs against localhost, changing nothing).""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -836,6 +837,40 @@ def test_a_clashing_instance_stops_the_play(tmp_path: Path, good: dict[str, Any]
     result = run_playbook(VALIDATE, tmp_path, groups,
                           extra_vars={"__jupyterhub_instances_dir": str(_record_production(tmp_path))})
     _assert_refused(result, expected)
+
+
+def _record_version(tmp_path: Path, jupyterhub_version: str) -> Path:
+    """Production's record from a run that installed `jupyterhub_version`."""
+    records = tmp_path / "instances"
+    records.mkdir()
+    (records / "production.json").write_text(json.dumps(
+        {"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,
+         "server_name": "hpcgw-gw", "release": "2026.11", "jupyterhub_version": jupyterhub_version}))
+    return records
+
+
+@pytest.mark.parametrize(("ran", "wanted", "allow"), [
+    ("6.1.1", "6.1.1", False),  # the same release: every re-run
+    ("5.5.4", "6.1.1", False),  # the upgrade
+    ("6.1.1", "5.5.4", True),   # the downgrade, after the database was put back (README, "Upgrading")
+])
+def test_the_hub_release_against_its_record_passes(tmp_path: Path, good: dict[str, Any], ran: str, wanted: str,
+                                                   allow: bool) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(jupyterhub_version=wanted, jupyterhub_allow_downgrade=allow)
+    result = run_playbook(VALIDATE, tmp_path, groups,
+                          extra_vars={"__jupyterhub_instances_dir": str(_record_version(tmp_path, ran))})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_hub_going_back_to_an_older_jupyterhub_stops_the_play(tmp_path: Path, good: dict[str, Any]) -> None:
+    groups = _groups(good)
+    groups["gateway"].update(jupyterhub_version="5.5.4")
+    result = run_playbook(VALIDATE, tmp_path, groups,
+                          extra_vars={"__jupyterhub_instances_dir": str(_record_version(tmp_path, "6.1.1"))})
+    _assert_refused(result, "instance production: its hub last ran JupyterHub 6.1.1, which upgrades the database's "
+                            "schema when it starts; JupyterHub 5.5.4 (jupyterhub_version) does not downgrade a schema")
+    assert "then run again with -e jupyterhub_allow_downgrade=true" in result.stdout
 
 
 # --- the hub's database (jupyterhub_db_*) ------------------------------------

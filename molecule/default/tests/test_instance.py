@@ -11,7 +11,10 @@ the upgrade, as README "Upgrading" tells an operator to do it: `--check
 --diff` of the current tree lists what will change and changes nothing; the
 current tree's converge keeps her server and job on the test instance
 (same job, her code still runs) and records the new release; a restart of
-the test hub and a second converge change nothing. The instance then
+the test hub and a second converge change nothing, and a converge back to
+the previous JupyterHub major on that database is refused by the preflight
+before anything changes (her job runs on, the record and hub say 6). The
+instance then
 switches to PostgreSQL (its demo setting) the documented way: her server
 stopped, the SQLite file moved aside, a converge; on PostgreSQL her new
 server's rows are in psql and a pg_dump backup restores under it
@@ -47,7 +50,8 @@ from testinfra.host import Host
 from conftest import (CONTROLLER, GATEWAY, SCENARIO_PASSWORDS, as_user, background_scenario, container_host,
                       run_scenario, spawn_client, user_jobs, wait_job_gone, wait_no_jobs)
 from instance_postgresql import check_database_dropped, check_state_in_postgresql
-from instances import CURRENT_RELEASE, PROJECT, Instance, gateway_changes, production
+from instances import (CURRENT_JUPYTERHUB, CURRENT_RELEASE, PREVIOUS_JUPYTERHUB, PROJECT, Instance, gateway_changes,
+                       production)
 
 USER = "burst30"
 
@@ -139,6 +143,18 @@ def _upgrade(gateway: Host, controller: Host, client: Callable[..., dict[str, An
         # ... and a restart of the test hub and a second run change nothing.
         gateway.check_output("systemctl restart jupyterhub-test.service")
         assert gateway_changes(TEST.converge(*KEEP_SQLITE)) == 0
+        # Back to the previous JupyterHub major on the database 6 has run on:
+        # the preflight refuses it before anything changes (README, "Upgrading").
+        back = TEST.playbook("site.yml", "-l", "hpcgw-gw", "--tags", "gateway", *KEEP_SQLITE,
+                             "-e", f"jupyterhub_version={PREVIOUS_JUPYTERHUB}")
+        assert back.returncode != 0, back.stdout[-3000:]
+        assert (f"its hub last ran JupyterHub {CURRENT_JUPYTERHUB}, which upgrades the database's schema when it "
+                f"starts; JupyterHub {PREVIOUS_JUPYTERHUB} (jupyterhub_version) does not downgrade") in back.stdout, \
+            back.stdout[-3000:]
+        assert "PLAY [Gateway front" not in back.stdout, back.stdout[-3000:]
+        assert TEST.record(gateway)["jupyterhub_version"] == CURRENT_JUPYTERHUB
+        assert json.loads(gateway.check_output(f"curl -s {TEST.hub_api}"))["version"] == CURRENT_JUPYTERHUB
+        assert test_job in [j for j, *_ in user_jobs(gateway, USER)]
         assert production(gateway) == before
         assert prod_job in [j for j, *_ in user_jobs(gateway, USER)]
         assert test_job in [j for j, *_ in user_jobs(gateway, USER)]

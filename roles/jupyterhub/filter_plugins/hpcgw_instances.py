@@ -13,6 +13,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 INSTANCE = re.compile(r"([a-z][a-z0-9]{0,11})?\Z")
+RELEASE = re.compile(r"(\d+)\.(\d+)\.(\d+)\Z")
 PORT_KEYS = ("hub_port", "proxy_port", "proxy_api_port")
 
 
@@ -61,8 +62,41 @@ def instance_clashes(this: Mapping[str, Any], others: Sequence[Mapping[str, Any]
     return errors
 
 
+def _release(version: str) -> tuple[int, int, int] | None:
+    match = RELEASE.match(version)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def hub_downgrade(this: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> str:
+    """Why converging `this` instance would run an older JupyterHub on a
+    database a newer one may have migrated (empty: it would not).
+
+    The instance's own record (an earlier run; none on a first install, and
+    none with a release from before records carried the version) holds the
+    JupyterHub the hub last ran. A newer JupyterHub upgrades the database's
+    schema when it starts (jupyterhub_upgrade_db); an older one cannot read
+    that schema and the hub would not start again.
+    """
+    name = str(this.get("instance", ""))
+    wanted = str(this.get("jupyterhub_version", ""))
+    for other in others:
+        if str(other.get("instance", "")) != name or "jupyterhub_version" not in other:
+            continue
+        ran = str(other["jupyterhub_version"])
+        ran_release, wanted_release = _release(ran), _release(wanted)
+        if ran_release is None or wanted_release is None:
+            return (f"instance {record_name(name)}: cannot compare JupyterHub {wanted!r} with the {ran!r} of its record "
+                    f"(X.Y.Z releases expected)")
+        if wanted_release < ran_release:
+            return (f"instance {record_name(name)}: its hub last ran JupyterHub {ran}, which upgrades the database's "
+                    f"schema when it starts; JupyterHub {wanted} (jupyterhub_version) does not downgrade a schema, and "
+                    f"the hub would not start on a newer one")
+    return ""
+
+
 class FilterModule:
     """Ansible filters of the gateway instances."""
 
     def filters(self) -> dict[str, Any]:
-        return {"hpcgw_instance_clashes": instance_clashes, "hpcgw_instance_record_name": record_name}
+        return {"hpcgw_instance_clashes": instance_clashes, "hpcgw_instance_record_name": record_name,
+                "hpcgw_hub_downgrade": hub_downgrade}
