@@ -803,13 +803,13 @@ TEST_INSTANCE = {"jupyterhub_instance": "test", "jupyterhub_hub_port": 8091, "ch
                  "jupyterhub_base_url": "/jupyter-test/"}
 
 
-def _record_production(tmp_path: Path) -> Path:
-    """The production instance's record as its gateway play leaves it."""
+def _record_production(tmp_path: Path, **fields: str) -> Path:
+    """The production instance's record as its gateway play leaves it (plus `fields`)."""
     records = tmp_path / "instances"
     records.mkdir()
-    (records / "production.json").write_text(
-        '{"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,'
-        ' "server_name": "hpcgw-gw"}\n')
+    (records / "production.json").write_text(json.dumps(
+        {"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,
+         "server_name": "hpcgw-gw", **fields}))
     return records
 
 
@@ -841,12 +841,7 @@ def test_a_clashing_instance_stops_the_play(tmp_path: Path, good: dict[str, Any]
 
 def _record_version(tmp_path: Path, jupyterhub_version: str) -> Path:
     """Production's record from a run that installed `jupyterhub_version`."""
-    records = tmp_path / "instances"
-    records.mkdir()
-    (records / "production.json").write_text(json.dumps(
-        {"base_url": "/jupyter/", "hub_port": 8081, "instance": "", "proxy_api_port": 8001, "proxy_port": 8000,
-         "server_name": "hpcgw-gw", "release": "2026.11", "jupyterhub_version": jupyterhub_version}))
-    return records
+    return _record_production(tmp_path, release="2026.11", jupyterhub_version=jupyterhub_version)
 
 
 @pytest.mark.parametrize(("ran", "wanted", "allow"), [
